@@ -1,0 +1,98 @@
+"""The model card: what a model folder is, stored beside its weights as `card.json`.
+
+Inference reads the input size and the class list from here, never from constants, and the
+registry lists models by their cards. A model folder holds:
+  model.keras      the trained network (float32)
+  model.tflite     the compiled, quantized serving path (optional; built from model.keras)
+  card.json        this card
+  history.csv      per-epoch loss, accuracy, val_loss, val_accuracy, lr
+  evaluation.json  the evaluation report on the validation data
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fer_core.classes import CLASSES
+from fer_core.errors import ModelError
+
+CARD_FILE = "card.json"
+KERAS_FILE = "model.keras"
+TFLITE_FILE = "model.tflite"
+HISTORY_FILE = "history.csv"
+EVALUATION_FILE = "evaluation.json"
+
+
+@dataclass
+class ModelCard:
+    name: str
+    architecture: str
+    input_size: int
+    classes: list[str] = field(default_factory=lambda: list(CLASSES))
+    color_mode: str = "grayscale"
+    face_margin: float = 0.2  # fraction of the detector box added on each side before cropping
+    parameters: int = 0
+    created: str = ""
+    train_data: str = ""
+    val_data: str = ""
+    train_images: int = 0
+    val_images: int = 0
+    epochs_trained: int = 0
+    best_epoch: int = 0
+    seconds_per_epoch: float = 0.0
+    training_config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    sha256: dict[str, str] = field(default_factory=dict)
+    notes: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False) + "\n"
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_card(folder: str | os.PathLike, card: ModelCard) -> Path:
+    """Write card.json atomically (a reader never sees half a card)."""
+    path = Path(folder) / CARD_FILE
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(card.to_json(), encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
+def read_card(folder: str | os.PathLike) -> ModelCard:
+    """Read and validate a model folder's card; ModelError says what is wrong."""
+    folder = Path(folder)
+    path = folder / CARD_FILE
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: no such model folder")
+    if not path.is_file():
+        raise ModelError(f"{folder}: not a model folder (it has no {CARD_FILE})")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelError(f"{path}: the card is not valid JSON ({error})") from None
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path}: the card must be a JSON object")
+    known = {item.name for item in dataclasses.fields(ModelCard)}
+    missing = [name for name in ("name", "architecture", "input_size") if name not in raw]
+    if missing:
+        raise ModelError(f"{path}: the card lacks {', '.join(missing)}")
+    card = ModelCard(**{key: value for key, value in raw.items() if key in known})
+    if not isinstance(card.input_size, int) or not 8 <= card.input_size <= 512:
+        raise ModelError(f"{path}: input_size must be an integer between 8 and 512, got {card.input_size!r}")
+    if list(card.classes) != list(CLASSES):
+        raise ModelError(f"{path}: the card's classes {card.classes} differ from this app's {list(CLASSES)}")
+    return card

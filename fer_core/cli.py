@@ -1,0 +1,239 @@
+"""Command line: train, finalize, evaluate, predict, models.
+
+Every FerError (bad file, bad dataset, bad model folder) is printed as one line naming the file
+and the problem, with exit status 2; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("train", help="train a zoo architecture into a run/model folder")
+    parser.add_argument("--arch", required=True, help="architecture name (see `models --zoo`)")
+    parser.add_argument("--data", required=True, help="training data: image-folder root or FER2013 CSV")
+    parser.add_argument("--val", help="validation data (image folder or CSV); default: 10%% held out of --data")
+    parser.add_argument("--out", required=True, help="run folder, e.g. models/NAME")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"))
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--label-smoothing", type=float, default=0.1)
+    parser.add_argument("--warmup-epochs", type=float, default=2.0)
+    parser.add_argument("--patience", type=int, default=20, help="early stopping patience in epochs")
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32")
+    parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--train-usage", default="Training", help="CSV Usage value(s) for training, comma-separated")
+    parser.add_argument("--val-usage", default="PublicTest", help="CSV Usage value(s) for validation")
+    parser.add_argument("--limit", type=int, help="use only N training images (quick experiments)")
+    parser.add_argument("--weights", help="pretrained base weights file (mobilenet_transfer); never downloaded")
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--no-finalize", action="store_true", help="skip writing model.keras/card/evaluation at the end")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from fer_core.training import TrainConfig, train
+
+    config = TrainConfig(
+        architecture=args.arch,
+        train_data=args.data,
+        val_data=args.val,
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        warmup_epochs=args.warmup_epochs,
+        patience=args.patience,
+        precision=args.precision,
+        augment=not args.no_augment,
+        train_usage=[usage.strip() for usage in args.train_usage.split(",")],
+        val_usage=[usage.strip() for usage in args.val_usage.split(",")],
+        limit=args.limit,
+        weights=args.weights,
+        seed=args.seed,
+    )
+    result = train(config, resume=args.resume)
+    print(
+        f"{result.run_dir}: {result.epochs_done} epochs, best val_accuracy {result.best_val_accuracy:.4f} "
+        f"at epoch {result.best_epoch}"
+    )
+    if not args.no_finalize:
+        from fer_core.export import finalize_run
+
+        card = finalize_run(result.run_dir)
+        print(f"{result.run_dir}: model folder ready ({card.name}, val accuracy {card.metrics.get('val_accuracy')})")
+    return 0
+
+
+def _add_finalize(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("finalize", help="turn a (stopped) training run into a model folder")
+    parser.add_argument("--run", required=True, help="the run folder given to train --out")
+
+
+def _cmd_finalize(args: argparse.Namespace) -> int:
+    from fer_core.export import finalize_run
+
+    card = finalize_run(args.run)
+    print(json.dumps(card.metrics, indent=2))
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("evaluate", help="evaluate a model folder on cropped faces (image folder or CSV)")
+    parser.add_argument("--model", help="model folder (default: the registry's default model)")
+    parser.add_argument("--data", required=True, help="image-folder root <root>/<class>/* or FER2013 CSV")
+    parser.add_argument("--usage", help="CSV Usage value(s), comma-separated, e.g. PrivateTest")
+    parser.add_argument("--tta", choices=("auto", "none", "flip", "tencrop"), default="auto",
+                        help="test-time augmentation; auto: the one the card found best on validation")
+    parser.add_argument("--keras", action="store_true", help="evaluate model.keras instead of the TFLite export")
+    parser.add_argument("--json", dest="json_path", help="write the report to this JSON file")
+
+
+def _resolve_model_dir(name_or_path: str | None) -> Path:
+    from fer_core.registry import ModelRegistry
+
+    if name_or_path is None:
+        return ModelRegistry().default().path
+    path = Path(name_or_path)
+    if path.exists() or os.sep in name_or_path:
+        return path
+    return ModelRegistry().get(name_or_path).path
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from fer_core.data import load_dataset
+    from fer_core.evaluation import evaluate
+    from fer_core.inference import EmotionClassifier
+
+    classifier = EmotionClassifier(_resolve_model_dir(args.model), prefer_tflite=not args.keras)
+    usages = [usage.strip() for usage in args.usage.split(",")] if args.usage else None
+    dataset = load_dataset(args.data, usages, image_size=classifier.input_size)
+    tta = classifier.card.metrics.get("best_tta", "none") if args.tta == "auto" else args.tta
+    report = evaluate(classifier.predict_faces, dataset, tta=tta, model=classifier.card.name)
+    report.extra = {"usage": usages, "backend": classifier.backend}
+    print(f"model {classifier.card.name} ({classifier.backend}) on {dataset.source}"
+          f"{' [' + ','.join(usages) + ']' if usages else ''}")
+    print(report.table())
+    if args.json_path:
+        print(f"wrote {report.write_json(args.json_path)}")
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("predict", help="find and classify every face in images")
+    parser.add_argument("images", nargs="+", help="image files")
+    parser.add_argument("--model", help="model folder or registry name (default: the default model)")
+    parser.add_argument("--detector", default="blazeface", help="face detector: blazeface or haar")
+    parser.add_argument("--min-confidence", type=float, default=0.5)
+    parser.add_argument("--min-face", type=int, default=20, help="minimum face size in pixels")
+    parser.add_argument("--whole", action="store_true", help="classify each whole image as one face")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from fer_core.detection import DetectorSettings, create_detector
+    from fer_core.errors import ImageError
+    from fer_core.image_io import decode_image
+    from fer_core.inference import EmotionClassifier, EmotionRecognizer
+
+    recognizer = EmotionRecognizer(create_detector(args.detector), EmotionClassifier(_resolve_model_dir(args.model)))
+    settings = DetectorSettings(min_confidence=args.min_confidence, min_face_size=args.min_face)
+    results, failures = [], 0
+    for path in args.images:
+        try:
+            decoded = decode_image(path)
+        except ImageError as error:
+            failures += 1
+            print(f"error: {error}", file=sys.stderr)
+            results.append({"image": path, "error": str(error), "faces": []})
+            continue
+        analysis = recognizer.classify_whole_image(decoded.rgb) if args.whole else recognizer.analyze(decoded.rgb, settings)
+        faces = [face.as_row() for face in analysis.faces]
+        results.append({"image": path, "width": analysis.width, "height": analysis.height, "notes": decoded.notes, "faces": faces})
+        if not args.json:
+            if not faces:
+                print(f"{path}: no face found (try --min-face 10, --min-confidence 0.3 or --whole)")
+            for face in faces:
+                box = f"{face['x']},{face['y']} {face['width']}x{face['height']}"
+                print(f"{path}: face {face['face']} at {box}: {face['emotion']} ({face['confidence']:.0%})")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 2 if failures == len(args.images) else 0
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("models", help="list registered models (or the zoo's architectures)")
+    parser.add_argument("--zoo", action="store_true", help="list the architectures train --arch accepts")
+    parser.add_argument("--set-default", metavar="NAME", help="make NAME the default model")
+    parser.add_argument("--register", metavar="RUN", help="copy a finalized run folder into the registry")
+    parser.add_argument("--name", help="name for --register (default: the run's name, versioned)")
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    if args.zoo:
+        from fer_core import zoo
+
+        for name in zoo.list_models():
+            spec = zoo.get_spec(name)
+            print(f"{name:<20} input {spec.input_size}x{spec.input_size}  {spec.description}")
+        return 0
+    from fer_core.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    if args.register:
+        model = registry.register(args.register, args.name)
+        print(f"registered {model.name} in {model.path}")
+    if args.set_default:
+        registry.set_default(args.set_default)
+        print(f"default model: {args.set_default}")
+    models, problems = registry.scan()
+    for model in models:
+        print(f"{'*' if model.is_default else ' '} {model.label()}  [{model.path}]")
+    for name, problem in problems.items():
+        print(f"! {name}: {problem}")
+    if not models:
+        print(f"no models in {registry.root}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fer_core", description="Facial emotion recognition engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_finalize, _add_evaluate, _add_predict, _add_models):
+        add(sub)
+    return parser
+
+
+COMMANDS = {
+    "train": _cmd_train,
+    "finalize": _cmd_finalize,
+    "evaluate": _cmd_evaluate,
+    "predict": _cmd_predict,
+    "models": _cmd_models,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fer_core.errors import FerError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except FerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

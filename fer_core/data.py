@@ -1,0 +1,162 @@
+"""Loading FER datasets (Kaggle CSV or image-folder tree) into arrays and tf.data pipelines.
+
+Both public FER2013 formats end up as the same `FaceDataset`: grayscale uint8 faces at the
+model's input size and integer labels in `CLASSES` order, so training and evaluation never
+care where the data came from.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.classes import CLASSES, CSV_CODE_TO_INDEX, NUM_CLASSES, class_index
+from fer_core.errors import DatasetError, ImageError
+from fer_core.image_io import read_grayscale
+from fer_core.preprocessing import resize_gray
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+CSV_USAGES = ("Training", "PublicTest", "PrivateTest")
+
+
+@dataclass
+class FaceDataset:
+    """Face crops and labels held in memory (FER2013 is 66 MB at 48x48)."""
+
+    images: np.ndarray  # (N, S, S) uint8 grayscale
+    labels: np.ndarray  # (N,) int32, indexes into CLASSES
+    source: str
+    skipped: int = 0  # unreadable files left out (image folders only)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=NUM_CLASSES)
+        return {name: int(count) for name, count in zip(CLASSES, counts)}
+
+
+def is_fer_csv(path: str | os.PathLike) -> bool:
+    return Path(path).is_file() and Path(path).suffix.lower() == ".csv"
+
+
+def load_fer_csv(path: str | os.PathLike, usages: Sequence[str] | None = None, image_size: int = 48) -> FaceDataset:
+    """Read the Kaggle `emotion,pixels,Usage` CSV, keeping rows whose Usage is in `usages`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such CSV file")
+    wanted = None if usages is None else {usage.strip() for usage in usages}
+    if wanted is not None and not wanted <= set(CSV_USAGES):
+        raise DatasetError(f"{path}: unknown Usage {sorted(wanted - set(CSV_USAGES))}; expected {', '.join(CSV_USAGES)}")
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise DatasetError(f"{path}: the CSV file is empty")
+        columns = [column.strip().lower() for column in header]
+        if "emotion" not in columns or "pixels" not in columns:
+            raise DatasetError(f"{path}: expected the columns emotion,pixels[,Usage]; found {','.join(header)}")
+        emotion_col, pixels_col = columns.index("emotion"), columns.index("pixels")
+        usage_col = columns.index("usage") if "usage" in columns else None
+        if wanted is not None and usage_col is None:
+            raise DatasetError(f"{path}: --usage was given but the CSV has no Usage column")
+        for line_number, row in enumerate(reader, start=2):
+            if not row or all(not cell.strip() for cell in row):
+                raise DatasetError(f"{path}, line {line_number}: empty row")
+            if len(row) <= max(emotion_col, pixels_col, usage_col or 0):
+                raise DatasetError(f"{path}, line {line_number}: expected {len(header)} columns, found {len(row)}")
+            if wanted is not None and row[usage_col].strip() not in wanted:
+                continue
+            try:
+                code = int(row[emotion_col])
+                label = CSV_CODE_TO_INDEX[code]
+            except (ValueError, KeyError):
+                raise DatasetError(f"{path}, line {line_number}: emotion {row[emotion_col]!r} is not a code 0-6") from None
+            try:
+                pixels = np.array(row[pixels_col].split(), dtype=np.int32)
+            except ValueError:
+                raise DatasetError(f"{path}, line {line_number}: pixels must be space-separated integers") from None
+            side = int(round(np.sqrt(pixels.size)))
+            if pixels.size == 0 or side * side != pixels.size:
+                raise DatasetError(
+                    f"{path}, line {line_number}: {pixels.size} pixel values do not form a square image (48x48 needs 2304)"
+                )
+            if pixels.min() < 0 or pixels.max() > 255:
+                raise DatasetError(f"{path}, line {line_number}: pixel values must be within 0-255")
+            images.append(resize_gray(pixels.astype(np.uint8).reshape(side, side), image_size))
+            labels.append(label)
+    if not images:
+        which = "" if wanted is None else f" with Usage {', '.join(sorted(wanted))}"
+        raise DatasetError(f"{path}: no rows{which}")
+    return FaceDataset(np.stack(images), np.asarray(labels, dtype=np.int32), source=str(path))
+
+
+def list_image_folder(root: str | os.PathLike) -> tuple[list[Path], np.ndarray]:
+    """Paths and labels of `<root>/<class>/*` images; unknown class folders are an error."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder")
+    class_dirs = sorted(entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    if not class_dirs:
+        raise DatasetError(f"{root}: expected one sub-folder per class ({', '.join(CLASSES)}), found none")
+    unknown = [entry.name for entry in class_dirs if entry.name.strip().lower() not in CLASSES]
+    if unknown:
+        raise DatasetError(f"{root}: unknown class folder(s) {', '.join(unknown)}; expected {', '.join(CLASSES)}")
+    paths: list[Path] = []
+    labels: list[int] = []
+    for class_dir in class_dirs:
+        label = class_index(class_dir.name)
+        for file in sorted(class_dir.iterdir()):
+            if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(file)
+                labels.append(label)
+    if not paths:
+        raise DatasetError(f"{root}: the class folders hold no images ({', '.join(IMAGE_SUFFIXES)})")
+    return paths, np.asarray(labels, dtype=np.int32)
+
+
+def load_image_folder(root: str | os.PathLike, image_size: int = 48, strict: bool = True) -> FaceDataset:
+    """Read every image under `<root>/<class>/` as grayscale `image_size` squares.
+
+    strict: an unreadable image raises `DatasetError` naming it; otherwise it is skipped and
+    counted in `FaceDataset.skipped`.
+    """
+    paths, labels = list_image_folder(root)
+
+    def read(path: Path) -> np.ndarray | None:
+        try:
+            return resize_gray(read_grayscale(path), image_size)
+        except ImageError as error:
+            if strict:
+                raise DatasetError(f"{error} (in dataset {root})") from None
+            return None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        images = list(pool.map(read, paths))
+    keep = [index for index, image in enumerate(images) if image is not None]
+    return FaceDataset(
+        images=np.stack([images[index] for index in keep]),
+        labels=labels[keep],
+        source=str(root),
+        skipped=len(paths) - len(keep),
+    )
+
+
+def load_dataset(path: str | os.PathLike, usages: Iterable[str] | None = None, image_size: int = 48) -> FaceDataset:
+    """Load a FER2013 CSV (optionally filtered by Usage) or an image-folder root."""
+    path = Path(path)
+    if is_fer_csv(path):
+        return load_fer_csv(path, list(usages) if usages else None, image_size=image_size)
+    if path.is_dir():
+        if usages:
+            raise DatasetError(f"{path}: --usage applies to a FER2013 CSV, not to an image folder")
+        return load_image_folder(path, image_size=image_size)
+    raise DatasetError(f"{path}: expected a FER2013 CSV file or an image folder <root>/<class>/*")

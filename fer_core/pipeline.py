@@ -1,0 +1,108 @@
+"""tf.data input pipelines and the training augmentation.
+
+Augmentation runs on whole batches inside tf.data (vectorised, parallel to the model step),
+never inside the model, so saved models and their TFLite exports contain no training-only ops.
+The recipe follows what reaches >70% on FER2013: flips, small rotations, shifts and zooms
+(random crops), and random erasing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fer_core.classes import NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: bool = True
+    rotation_degrees: float = 10.0
+    shift: float = 0.1  # fraction of the side
+    zoom: float = 0.1
+    erasing_probability: float = 0.5
+    erasing_area: tuple[float, float] = (0.02, 0.2)
+
+
+def _random_erasing(images: tf.Tensor, probability: float, area: tuple[float, float]) -> tf.Tensor:
+    """Blank one random rectangle per image with noise (Zhong et al. 2017), vectorised over a batch."""
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    height_f, width_f = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    target_area = tf.random.uniform([batch], area[0], area[1]) * height_f * width_f
+    log_ratio = tf.random.uniform([batch], np.log(0.3), np.log(1 / 0.3))
+    aspect = tf.exp(log_ratio)
+    erase_h = tf.clip_by_value(tf.sqrt(target_area * aspect), 1.0, height_f)
+    erase_w = tf.clip_by_value(tf.sqrt(target_area / aspect), 1.0, width_f)
+    top = tf.random.uniform([batch]) * (height_f - erase_h)
+    left = tf.random.uniform([batch]) * (width_f - erase_w)
+    rows = tf.range(height_f)[tf.newaxis, :, tf.newaxis]
+    cols = tf.range(width_f)[tf.newaxis, tf.newaxis, :]
+    inside = (
+        (rows >= top[:, None, None])
+        & (rows < (top + erase_h)[:, None, None])
+        & (cols >= left[:, None, None])
+        & (cols < (left + erase_w)[:, None, None])
+    )
+    apply = tf.random.uniform([batch]) < probability
+    mask = tf.logical_and(inside, apply[:, None, None])[..., tf.newaxis]
+    noise = tf.random.uniform(tf.shape(images), dtype=images.dtype)
+    return tf.where(mask, noise, images)
+
+
+class BatchAugmenter:
+    """Random geometric + erasing augmentation for batches of (N, S, S, 1) floats in [0, 1]."""
+
+    def __init__(self, config: AugmentConfig = AugmentConfig(), seed: int | None = None):
+        self.config = config
+        steps: list[keras.layers.Layer] = []
+        if config.flip:
+            steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
+        if config.rotation_degrees:
+            steps.append(keras.layers.RandomRotation(config.rotation_degrees / 360.0, fill_mode="nearest", seed=seed))
+        if config.zoom:
+            steps.append(keras.layers.RandomZoom(config.zoom, fill_mode="nearest", seed=seed))
+        if config.shift:
+            steps.append(keras.layers.RandomTranslation(config.shift, config.shift, fill_mode="nearest", seed=seed))
+        self.steps = steps
+
+    def __call__(self, images: tf.Tensor) -> tf.Tensor:
+        for step in self.steps:
+            images = step(images, training=True)
+        if self.config.erasing_probability > 0:
+            images = _random_erasing(images, self.config.erasing_probability, self.config.erasing_area)
+        return tf.clip_by_value(images, 0.0, 1.0)
+
+
+def _to_inputs(images: tf.Tensor, labels: tf.Tensor, input_size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """uint8 (N, S, S) batch -> float (N, size, size, 1) in [0, 1] and one-hot labels."""
+    images = tf.cast(images, tf.float32)[..., tf.newaxis] / 255.0
+    if images.shape[1] != input_size:
+        images = tf.image.resize(images, (input_size, input_size), method="area" if images.shape[1] > input_size else "bilinear")
+    return images, tf.one_hot(labels, NUM_CLASSES)
+
+
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    input_size: int,
+    batch_size: int,
+    training: bool,
+    augment: AugmentConfig | None = None,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """A batched tf.data pipeline over in-memory faces; shuffled and augmented when training."""
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+    if training:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=False)
+    dataset = dataset.map(lambda x, y: _to_inputs(x, y, input_size), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augment is not None:
+        augmenter = BatchAugmenter(augment, seed=seed)
+        dataset = dataset.map(lambda x, y: (augmenter(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,93 @@
+"""Face preprocessing shared by training and inference, so a model sees the same thing in both.
+
+Training images (FER2013) are already grayscale face crops; photos and video frames go
+through `crop_face` first. Both then pass through `resize_gray` and `scale_pixels`, and the
+model's own first layer does nothing but consume [0, 1] floats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# FER2013 crops show the whole face with a little forehead and chin around it; a detector box
+# is tighter, so it is widened by this fraction of its size on every side before cropping.
+DEFAULT_MARGIN: float = 0.2
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face box in pixel coordinates of the image it was found in."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def area(self) -> int:
+        return max(0, self.width) * max(0, self.height)
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.width, self.height)
+
+    def iou(self, other: "Box") -> float:
+        left, top = max(self.x, other.x), max(self.y, other.y)
+        right = min(self.x + self.width, other.x + other.width)
+        bottom = min(self.y + self.height, other.y + other.height)
+        inter = max(0, right - left) * max(0, bottom - top)
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """RGB (H, W, 3) or gray (H, W) uint8 to gray (H, W) uint8 with the ITU-R 601 weights PIL uses."""
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    raise ValueError(f"expected an RGB or grayscale image, got shape {image.shape}")
+
+
+def resize_gray(gray: np.ndarray, size: int) -> np.ndarray:
+    """Resize a grayscale square (or not) to `size`x`size`, area-averaging when shrinking."""
+    if gray.shape[0] == size and gray.shape[1] == size:
+        return gray
+    shrinking = gray.shape[0] > size or gray.shape[1] > size
+    return cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def square_with_margin(box: Box, margin: float, image_width: int, image_height: int) -> Box:
+    """The square around `box`, widened by `margin`; it may extend past the image (padded later)."""
+    side = int(round(max(box.width, box.height) * (1.0 + 2.0 * margin)))
+    center_x = box.x + box.width / 2.0
+    center_y = box.y + box.height / 2.0
+    return Box(int(round(center_x - side / 2.0)), int(round(center_y - side / 2.0)), side, side)
+
+
+def crop_face(image: np.ndarray, box: Box, size: int, margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """Grayscale `size`x`size` crop of the face in `box`, replicating edge pixels where the
+    widened square leaves the image (a face at the border keeps its proportions)."""
+    gray = to_gray(image)
+    height, width = gray.shape
+    square = square_with_margin(box, margin, width, height)
+    pad_left = max(0, -square.x)
+    pad_top = max(0, -square.y)
+    pad_right = max(0, square.x + square.width - width)
+    pad_bottom = max(0, square.y + square.height - height)
+    x0, y0 = max(0, square.x), max(0, square.y)
+    x1, y1 = min(width, square.x + square.width), min(height, square.y + square.height)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"face box {box.as_tuple()} lies outside the {width}x{height} image")
+    crop = gray[y0:y1, x0:x1]
+    if pad_left or pad_top or pad_right or pad_bottom:
+        crop = cv2.copyMakeBorder(crop, pad_top, pad_bottom, pad_left, pad_right, cv2.BORDER_REPLICATE)
+    return resize_gray(crop, size)
+
+
+def scale_pixels(gray_batch: np.ndarray) -> np.ndarray:
+    """uint8 (N, S, S) faces to the model's float32 (N, S, S, 1) input in [0, 1]."""
+    batch = np.asarray(gray_batch, dtype=np.float32) * (1.0 / 255.0)
+    return batch[..., np.newaxis] if batch.ndim == 3 else batch
