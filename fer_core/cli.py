@@ -229,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     from fer_core.errors import FerError
 
     args = build_parser().parse_args(argv)
+    from fer_core.tflite_runtime import native_stderr_silenced
+
+    with native_stderr_silenced():
+        # TensorFlow's C++ start-up prints oneDNN/CUDA notices that no log-level variable silences
+        # in 2.21; every command needs TensorFlow, so import it here, quietly.
+        import tensorflow  # noqa: F401
     try:
         return COMMANDS[args.command](args)
     except FerError as error:

@@ -21,6 +21,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from fer_core.errors import FerError
 from fer_core.preprocessing import Box
 
 
@@ -115,11 +116,10 @@ class BlazeFaceDetector:
     TILE_ABOVE = 1280  # scan tiles too when the longer side exceeds this many pixels
 
     def __init__(self, model_path: str | Path | None = None, num_threads: int = 1):
-        import tensorflow as tf  # deferred: importing TensorFlow takes seconds
+        from fer_core.tflite_runtime import make_interpreter  # deferred: importing TensorFlow takes seconds
 
         self.model_path = Path(model_path) if model_path else self.packaged_model()
-        self._interpreter = tf.lite.Interpreter(model_path=str(self.model_path), num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        self._interpreter = make_interpreter(self.model_path, num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = sorted(self._interpreter.get_output_details(), key=lambda detail: detail["shape"][-1], reverse=True)
         self._boxes_output, self._scores_output = outputs[0]["index"], outputs[1]["index"]
@@ -230,5 +230,5 @@ def list_detectors() -> list[str]:
 
 def create_detector(name: str = DEFAULT_DETECTOR) -> FaceDetector:
     if name not in DETECTORS:
-        raise ValueError(f"unknown face detector {name!r}; available: {', '.join(DETECTORS)}")
+        raise FerError(f"unknown face detector {name!r}; available: {', '.join(DETECTORS)}")
     return DETECTORS[name]()

@@ -70,7 +70,8 @@ def report_from_predictions(y_true: np.ndarray, y_pred: np.ndarray, **info) -> E
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
     )
-    present = support > 0
+    # scikit-learn's macro-F1: classes that are true or predicted (a wrongly predicted absent class counts)
+    present = (support > 0) | np.isin(labels, y_pred)
     per_class = {
         name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
         for name, p, r, f, s in zip(CLASSES, precision, recall, f1, support)

@@ -28,9 +28,19 @@ from fer_core.card import (
     sha256_of,
     write_card,
 )
+from fer_core.data import list_image_folder
 from fer_core.errors import FerError
 from fer_core.evaluation import evaluate
-from fer_core.training import BEST_FILE, CHECKPOINT_FILE, CONFIG_FILE, STATE_FILE, TrainConfig, load_training_data, read_history
+from fer_core.training import (
+    BEST_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    STATE_FILE,
+    TrainConfig,
+    load_training_data,
+    load_validation_data,
+    read_history,
+)
 
 
 def to_float32(model: keras.Model, architecture: str, **kwargs) -> keras.Model:
@@ -59,6 +69,14 @@ def to_tflite(model: keras.Model, quantize: bool = True) -> bytes:
         return converter.convert()
 
 
+def _count_training_images(config: TrainConfig) -> int:
+    """Training-set size for runs whose state predates recording it (listing files is cheap)."""
+    if Path(config.train_data).is_dir():
+        total = len(list_image_folder(config.train_data)[0])
+        return min(total, config.limit) if config.limit else total
+    return len(load_training_data(config)[0])
+
+
 def finalize_run(run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = ("none", "flip")) -> ModelCard:
     """Write model.keras, model.tflite, evaluation.json and card.json into `run_dir`."""
     from fer_core.inference import EmotionClassifier
@@ -78,7 +96,7 @@ def finalize_run(run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = ("none
     (run_dir / TFLITE_FILE).write_bytes(to_tflite(model, quantize=True))
 
     history = read_history(run_dir / "history.csv")
-    train_set, val_set = load_training_data(config)
+    val_set = load_validation_data(config)
     card = ModelCard(
         name=run_dir.name,
         architecture=config.architecture,
@@ -87,7 +105,7 @@ def finalize_run(run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = ("none
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         train_data=config.train_data,
         val_data=val_set.source,
-        train_images=len(train_set),
+        train_images=int(state.get("train_images") or _count_training_images(config)),
         val_images=len(val_set),
         epochs_trained=int(state["epochs_done"]),
         best_epoch=int(state["best_epoch"]),
@@ -95,13 +113,12 @@ def finalize_run(run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = ("none
         training_config=dataclasses.asdict(config),
         notes=spec.description,
     )
-    write_card(run_dir, card)  # the classifier below reads it
-
     # Evaluate the served (quantized TFLite) path, and the float Keras model for comparison.
-    served = EmotionClassifier(run_dir, prefer_tflite=True)
+    # The card is written once, complete, at the end: readers never see one without metrics.
+    served = EmotionClassifier(run_dir, prefer_tflite=True, card=card)
     reports = {mode: evaluate(served.predict_faces, val_set, tta=mode, model=card.name) for mode in tta_modes}
     best_mode = max(reports, key=lambda mode: reports[mode].accuracy)
-    float_accuracy = evaluate(EmotionClassifier(run_dir, prefer_tflite=False).predict_faces, val_set).accuracy
+    float_accuracy = evaluate(EmotionClassifier(run_dir, prefer_tflite=False, card=card).predict_faces, val_set).accuracy
     report = reports["none"]
     report.extra = {
         "split": "validation (checkpoint selection)",

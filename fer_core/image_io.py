@@ -125,4 +125,4 @@ def decode_image(source: bytes | str | os.PathLike, name: str | None = None) -> 
 def read_grayscale(path: str | os.PathLike) -> np.ndarray:
     """Read one dataset image as (H, W) uint8 grayscale, or raise `ImageError` naming it."""
     image = _open(path, str(path))
-    return np.asarray(_to_rgb(ImageOps.exif_transpose(image) or image, []).convert("L"), dtype=np.uint8)
+    return np.asarray(_to_rgb(ImageOps.exif_transpose(image), []).convert("L"), dtype=np.uint8)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from fer_core.detection import DetectorSettings, FaceDetector
 from fer_core.errors import ModelError
 from fer_core.evaluation import predict_with_tta
 from fer_core.preprocessing import Box, crop_face, resize_gray, scale_pixels, to_gray
+from fer_core.tflite_runtime import make_interpreter
 
 
 @dataclass
@@ -69,9 +69,16 @@ class ImageResult:
 class EmotionClassifier:
     """A model folder loaded for serving. Thread-safe: calls are serialised by a lock."""
 
-    def __init__(self, model_dir: str | os.PathLike, prefer_tflite: bool = True, num_threads: int | None = None):
+    def __init__(
+        self,
+        model_dir: str | os.PathLike,
+        prefer_tflite: bool = True,
+        num_threads: int | None = None,
+        card: ModelCard | None = None,
+    ):
+        """`card` overrides the folder's card.json (used while a model folder is being finalized)."""
         self.model_dir = Path(model_dir)
-        self.card: ModelCard = read_card(self.model_dir)
+        self.card: ModelCard = card or read_card(self.model_dir)
         self.input_size = int(self.card.input_size)
         self.classes = tuple(self.card.classes)
         self.margin = float(self.card.face_margin)
@@ -89,14 +96,9 @@ class EmotionClassifier:
 
     # --- loading ---------------------------------------------------------------------------
     def _load_tflite(self, path: Path) -> None:
-        import tensorflow as tf
-
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # tf.lite.Interpreter's move-to-LiteRT notice
-                self._single = tf.lite.Interpreter(model_path=str(path), num_threads=self._threads)
-                self._batched = tf.lite.Interpreter(model_path=str(path), num_threads=self._threads)
-            self._single.allocate_tensors()
+            self._single = make_interpreter(path, self._threads)
+            self._batched = make_interpreter(path, self._threads)
         except (ValueError, RuntimeError) as error:
             raise ModelError(f"{path}: not a valid TFLite model ({error})") from None
         detail = self._single.get_input_details()[0]
@@ -116,9 +118,10 @@ class EmotionClassifier:
 
     def _check_shape(self, path: Path, shape: tuple) -> None:
         expected = (self.input_size, self.input_size, 1)
-        if tuple(int(value) for value in shape[1:]) != expected:
+        actual = tuple(int(value) for value in shape[1:])  # plain ints: TFLite gives numpy ints
+        if actual != expected:
             raise ModelError(
-                f"{path}: the network takes input {tuple(shape[1:])}, but card.json says {expected} "
+                f"{path}: the network takes input {actual}, but card.json says {expected} "
                 f"(input_size {self.input_size}, grayscale)"
             )
 

@@ -84,6 +84,13 @@ def _load_split(path: str, usages: list[str], input_size: int) -> FaceDataset:
     return load_dataset(path, usages if str(path).lower().endswith(".csv") else None, image_size=input_size)
 
 
+def load_validation_data(config: TrainConfig) -> FaceDataset:
+    """The validation set alone (cheap when val_data is given; else the hold-out of train)."""
+    if config.val_data:
+        return _load_split(config.val_data, config.val_usage, zoo.get_spec(config.architecture).input_size)
+    return load_training_data(config)[1]
+
+
 def load_training_data(config: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
     """Training and validation sets; without val_data, a stratified seeded hold-out of train."""
     input_size = zoo.get_spec(config.architecture).input_size
@@ -143,8 +150,11 @@ class RunFolderCallback(keras.callbacks.Callback):
     checkpoint is missing; `history.csv` is cut back to it on resume.
     """
 
-    def __init__(self, run_dir: Path, config: TrainConfig, steps_per_epoch: int, best: float, best_epoch: int):
+    def __init__(
+        self, run_dir: Path, config: TrainConfig, steps_per_epoch: int, best: float, best_epoch: int, train_images: int
+    ):
         super().__init__()
+        self.train_images = train_images
         self.run_dir = run_dir
         self.config = config
         self.steps_per_epoch = steps_per_epoch
@@ -180,7 +190,12 @@ class RunFolderCallback(keras.callbacks.Callback):
         _append_history(self.run_dir / "history.csv", row)
         _write_json(
             self.run_dir / STATE_FILE,
-            {"epochs_done": done, "best_epoch": self.best_epoch, "best_val_accuracy": self.best, "finished": False},
+            {
+                "epochs_done": done,
+                "best_epoch": self.best_epoch,
+                "best_val_accuracy": self.best,
+                "train_images": self.train_images,
+            },
         )
         print(
             f"epoch {done}/{self.config.epochs}: loss {row['loss']:.4f} acc {row['accuracy']:.4f} "
@@ -286,7 +301,9 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | None = None)
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                 metrics=["accuracy"],
             )
-        callback = RunFolderCallback(run_dir, config, steps_per_epoch, state["best_val_accuracy"], state["best_epoch"])
+        callback = RunFolderCallback(
+            run_dir, config, steps_per_epoch, state["best_val_accuracy"], state["best_epoch"], len(train_set)
+        )
         if state["epochs_done"] < config.epochs and state["epochs_done"] - state["best_epoch"] < config.patience:
             model.fit(
                 train_data,

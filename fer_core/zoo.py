@@ -17,6 +17,7 @@ import keras
 from keras import layers
 
 from fer_core.classes import NUM_CLASSES
+from fer_core.errors import FerError
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def list_models() -> list[str]:
 
 def get_spec(name: str) -> ModelSpec:
     if name not in _MODELS:
-        raise ValueError(f"unknown architecture {name!r}; available: {', '.join(list_models())}")
+        raise FerError(f"unknown architecture {name!r}; available: {', '.join(list_models())}")
     return _MODELS[name]
 
 
@@ -202,7 +203,7 @@ def mobilenet_transfer(
 ) -> keras.Model:
     """`weights`: path to a Keras MobileNet ImageNet weights file (no top); never downloaded."""
     if weights is not None and not os.path.isfile(weights):
-        raise ValueError(f"{weights}: MobileNet weights file not found (nothing is downloaded; pass a local file)")
+        raise FerError(f"{weights}: MobileNet weights file not found (nothing is downloaded; pass a local file)")
     inputs = _inputs(input_size)
     # MobileNet expects 3 channels in [-1, 1]; the face is grayscale in [0, 1].
     x = layers.Concatenate(name="gray_to_rgb")([inputs, inputs, inputs])
