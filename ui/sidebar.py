@@ -1,0 +1,82 @@
+"""The sidebar every page shares: active model, face detector, detection settings.
+
+`app.py` renders it once per run (before the page), and pages read the result with
+`current_choices()`; widget keys keep the choices across page switches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from fer_core.detection import DEFAULT_DETECTOR, DETECTOR_LABELS, DetectorSettings, list_detectors
+from fer_core.registry import RegisteredModel
+from ui.resources import registry
+
+CHOICES_KEY = "sidebar_choices"
+
+
+@dataclass(frozen=True)
+class SidebarChoices:
+    model: RegisteredModel
+    detector: str
+    settings: DetectorSettings
+
+
+def _accuracy_caption(model: RegisteredModel) -> str:
+    metrics = model.card.metrics
+    parts = []
+    if "val_accuracy" in metrics:
+        parts.append(f"validation accuracy **{metrics['val_accuracy']:.1%}**")
+    if "test_accuracy" in metrics:
+        parts.append(f"test accuracy **{metrics['test_accuracy']:.1%}**")
+    if "val_macro_f1" in metrics:
+        parts.append(f"macro-F1 {metrics['val_macro_f1']:.3f}")
+    return ", ".join(parts) or "not evaluated yet"
+
+
+def render_sidebar() -> SidebarChoices | None:
+    """Draw the shared controls; None (with an explanation) when no model is usable."""
+    models, problems = registry().scan()
+    with st.sidebar:
+        st.header("Model")
+        if not models:
+            st.error("No usable model in `models/`. Train one: `python -m fer_core train ...` (see README).")
+            for name, problem in problems.items():
+                st.caption(f"{name}: {problem}")
+            st.session_state.pop(CHOICES_KEY, None)
+            return None
+        names = [model.name for model in models]
+        if st.session_state.get("sidebar_model") not in names:
+            st.session_state["sidebar_model"] = names[0]  # the default model comes first
+        chosen = st.selectbox(
+            "Active model",
+            names,
+            key="sidebar_model",
+            format_func=lambda name: next(model.label() for model in models if model.name == name),
+        )
+        model = next(model for model in models if model.name == chosen)
+        st.caption(f"{model.card.architecture}, {model.card.parameters:,} parameters, {_accuracy_caption(model)}")
+        st.header("Face detection")
+        detector = st.selectbox(
+            "Detector",
+            list_detectors(),
+            index=list_detectors().index(DEFAULT_DETECTOR),
+            key="sidebar_detector",
+            format_func=lambda name: DETECTOR_LABELS.get(name, name),
+        )
+        min_face = st.slider("Minimum face size (px)", 8, 200, 20, step=2, key="sidebar_min_face")
+        confidence = st.slider("Minimum detection confidence", 0.1, 0.95, 0.5, step=0.05, key="sidebar_confidence")
+    choices = SidebarChoices(model, detector, DetectorSettings(min_confidence=confidence, min_face_size=min_face))
+    st.session_state[CHOICES_KEY] = choices
+    return choices
+
+
+def current_choices() -> SidebarChoices:
+    """The choices made in this run's sidebar; stops the page with a message when there are none."""
+    choices = st.session_state.get(CHOICES_KEY)
+    if choices is None:
+        st.info("Choose a model in the sidebar first (no usable model was found).")
+        st.stop()
+    return choices
