@@ -1,0 +1,158 @@
+"""fer_core.training and fer_core.export: a real 1-epoch run on a tiny image folder, its run folder,
+finalizing it into a servable model folder, and resuming it.
+
+The run goes through the CLI entry point in-process (`fer_core.cli.main`), so the arguments users
+type are what is tested. One module-scoped run is shared by the tests, in order.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_core import cli
+from fer_core.card import CARD_FILE, EVALUATION_FILE, KERAS_FILE, TFLITE_FILE, read_card, sha256_of
+from fer_core.data import FaceDataset
+from fer_core.evaluation import EvaluationReport
+from fer_core.training import (
+    BEST_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    HISTORY_COLUMNS,
+    STATE_FILE,
+    TrainConfig,
+    learning_rate_at,
+    load_training_data,
+    read_history,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, make_image_folder) -> dict[str, Path]:
+    """Train resnet_fer_small for one epoch on 70 synthetic faces, validating on 14."""
+    base = tmp_path_factory.mktemp("training")
+    paths = {
+        "train": make_image_folder(base / "train", per_class=10, seed=1),
+        "val": make_image_folder(base / "val", per_class=2, seed=2),
+        "run": base / "run",
+    }
+    status = cli.main(train_args(paths, epochs=1) + ["--no-finalize"])
+    assert status == 0
+    return paths
+
+
+def train_args(paths: dict[str, Path], epochs: int) -> list[str]:
+    return [
+        "train", "--arch", "resnet_fer_small",
+        "--data", str(paths["train"]), "--val", str(paths["val"]), "--out", str(paths["run"]),
+        "--epochs", str(epochs), "--batch-size", "35", "--warmup-epochs", "0.5",
+    ]
+
+
+def history_rows(run: Path) -> list[dict[str, str]]:
+    with (run / "history.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_one_epoch_writes_a_complete_run_folder(tiny_run):
+    run = tiny_run["run"]
+    for name in (CONFIG_FILE, "history.csv", CHECKPOINT_FILE, BEST_FILE, STATE_FILE):
+        assert (run / name).is_file(), f"{name} missing from the run folder"
+    config = json.loads((run / CONFIG_FILE).read_text())
+    assert config["architecture"] == "resnet_fer_small" and config["epochs"] == 1
+    assert config["batch_size"] == 35 and config["optimizer"] == "sgd"  # resolved from the zoo spec
+    rows = history_rows(run)
+    assert len(rows) == 1 and tuple(rows[0]) == HISTORY_COLUMNS and rows[0]["epoch"] == "1"
+    assert all(np.isfinite(float(rows[0][column])) for column in HISTORY_COLUMNS)
+    state = json.loads((run / STATE_FILE).read_text())
+    assert state["epochs_done"] == 1 and state["best_epoch"] == 1
+    assert state["best_val_accuracy"] == pytest.approx(float(rows[0]["val_accuracy"]))
+
+
+def test_finalize_writes_a_servable_model_folder(tiny_run, capsys):
+    run = tiny_run["run"]
+    assert cli.main(["finalize", "--run", str(run)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    for name in (KERAS_FILE, TFLITE_FILE, CARD_FILE, EVALUATION_FILE):
+        assert (run / name).is_file(), f"{name} missing after finalize"
+    card = read_card(run)
+    assert card.architecture == "resnet_fer_small" and card.input_size == 48
+    assert (card.train_images, card.val_images, card.epochs_trained, card.best_epoch) == (70, 14, 1, 1)
+    assert card.parameters > 0 and card.seconds_per_epoch > 0 and card.created
+    assert card.sha256 == {KERAS_FILE: sha256_of(run / KERAS_FILE), TFLITE_FILE: sha256_of(run / TFLITE_FILE)}
+    assert card.metrics == metrics
+    assert set(metrics) >= {"val_accuracy", "val_macro_f1", "val_accuracy_by_tta", "best_tta", "keras_float32_val_accuracy"}
+    assert 0.0 <= metrics["val_accuracy"] <= 1.0 and set(metrics["val_accuracy_by_tta"]) == {"none", "flip"}
+
+    report = EvaluationReport.read_json(run / EVALUATION_FILE)
+    assert report.n_images == 14 and sum(map(sum, report.confusion_matrix)) == 14
+    assert report.accuracy == pytest.approx(metrics["val_accuracy"], abs=1e-4)
+    assert report.extra["backend"].startswith("tflite")
+
+    from fer_core.inference import EmotionClassifier
+
+    classifier = EmotionClassifier(run)
+    assert classifier.predict_faces(np.zeros((2, 48, 48), np.uint8)).shape == (2, 7)
+
+
+def test_resume_to_two_epochs_appends_exactly_one_history_row(tiny_run):
+    run = tiny_run["run"]
+    before = history_rows(run)
+    assert cli.main(train_args(tiny_run, epochs=2) + ["--resume", "--no-finalize"]) == 0
+    after = history_rows(run)
+    assert len(after) == len(before) + 1 == 2
+    assert after[0] == before[0] and after[1]["epoch"] == "2"
+    assert json.loads((run / STATE_FILE).read_text())["epochs_done"] == 2
+    assert json.loads((run / CONFIG_FILE).read_text())["epochs"] == 2
+
+
+def test_resume_cuts_history_back_to_the_last_checkpoint(tiny_run):
+    """A crash after writing a history row but before the state file leaves an extra row; the
+    next resume removes it (here with nothing left to train)."""
+    run = tiny_run["run"]
+    with (run / "history.csv").open("a") as handle:
+        handle.write("3,1.0,0.5,1.0,0.5,0.01,1.0\n")
+    assert cli.main(train_args(tiny_run, epochs=2) + ["--resume", "--no-finalize"]) == 0
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == [1, 2]
+
+
+def test_training_into_an_existing_run_or_resuming_nothing_fails_clearly(tiny_run, tmp_path: Path, capsys):
+    assert cli.main(train_args(tiny_run, epochs=1) + ["--no-finalize"]) == 2
+    assert "a run is already there; pass --resume" in capsys.readouterr().err
+    empty = {**tiny_run, "run": tmp_path / "empty_run"}
+    assert cli.main(train_args(empty, epochs=1) + ["--resume"]) == 2
+    assert "empty_run: nothing to resume" in capsys.readouterr().err
+    assert cli.main(["finalize", "--run", str(tmp_path)]) == 2
+    assert "not a training run (needs train_config.json" in capsys.readouterr().err
+
+
+# --- pieces of the training set-up that need no training -----------------------------------------
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    config = TrainConfig("resnet_fer", "x", "y", epochs=10, learning_rate=0.1, warmup_epochs=2)
+    steps = 10  # per epoch
+    assert learning_rate_at(0, config, steps) == pytest.approx(0.1 / 20)
+    assert learning_rate_at(19, config, steps) == pytest.approx(0.1)
+    assert learning_rate_at(20, config, steps) == pytest.approx(0.1)  # cosine starts at the peak
+    assert learning_rate_at(60, config, steps) == pytest.approx(0.05)  # half-way through the decay
+    assert learning_rate_at(100, config, steps) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_without_val_data_a_stratified_hold_out_is_used(tmp_path: Path, make_fer_csv):
+    path = make_fer_csv(tmp_path / "fer.csv", per_class=10, usages=("Training",))
+    config = TrainConfig("resnet_fer_small", str(path), str(tmp_path / "run"), val_fraction=0.2)
+    train, val = load_training_data(config)
+    assert isinstance(train, FaceDataset) and len(train) == 56 and len(val) == 14
+    assert set(val.class_counts().values()) == {2}
+    assert "hold-out 20%" in val.source
+    again_train, again_val = load_training_data(config)
+    np.testing.assert_array_equal(again_val.images, val.images)  # seeded: the same split every time
+    limited, _ = load_training_data(
+        TrainConfig("resnet_fer_small", str(path), "run", limit=21, val_data=str(path), val_usage=["Training"])
+    )
+    assert len(limited) == 21
