@@ -1,0 +1,365 @@
+"""The live-video frame processor: detect, classify, track, smooth and draw, one frame at a time.
+
+One `FrameProcessor` serves one stream. Its `process_video_frame` is the WebRTC frame callback
+and runs on the stream's worker thread; everything else (settings, live panel, snapshots) is
+called from the Streamlit script thread. The two sides share only:
+  - settings and the recognizer, replaced whole (frozen dataclass / object swap: an attribute
+    assignment is atomic, and the frame thread reads each once per frame);
+  - the published `LiveState`, timeline and snapshot, guarded by one lock and handed out as
+    immutable copies (the same idea as the `queue.Queue` in streamlit-webrtc's samples).
+Nothing is loaded per frame, and the frame-sized buffers (mirror, grayscale, face batch) are
+allocated once and reused. No Streamlit in here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from fer_core.detection import DetectorSettings
+from fer_core.drawing import FaceOverlay, draw_faces, draw_status
+from fer_core.inference import EmotionRecognizer
+from fer_core.preprocessing import Box, square_with_margin
+from fer_core.tracking import IoUTracker, Observation, Track, TrackerSettings
+
+LOGGER = logging.getLogger(__name__)
+
+# Names a JSON file the processor rewrites (atomically, twice a second) with frame counts, so
+# tests and operators can see from outside that the model really runs on the stream's frames.
+FRAME_STATS_ENV = "FER_FRAME_STATS"
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """What the user tunes on the Live webcam page."""
+
+    detection: DetectorSettings = DetectorSettings(max_faces=10)
+    tracking: TrackerSettings = TrackerSettings()
+    classify_every: int = 1  # analyse (detect + classify) every Nth frame; others reuse the tracks
+    mirror: bool = False
+    show_bars: bool = True
+    show_status: bool = True
+    hold_frames: int = 3  # keep drawing a lost face's box for this many analysed frames
+
+    def __post_init__(self) -> None:
+        if self.classify_every < 1:
+            raise ValueError(f"classify_every must be >= 1, got {self.classify_every}")
+        if self.hold_frames < 0:
+            raise ValueError(f"hold_frames must be >= 0, got {self.hold_frames}")
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """One tracked face as the live panel shows it."""
+
+    track_id: int
+    label: str
+    confidence: float
+    probabilities: tuple[float, ...]  # smoothed, in `LiveState.classes` order
+    box: Box
+    missed: int  # analysed frames since the face was last seen (0 = in this frame)
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    frames: int = 0  # frames that came through the callback
+    analysed: int = 0  # frames on which the detector and the classifier ran
+    faces_classified: int = 0  # faces the classifier saw, summed over frames
+    fps: float = 0.0  # frames per second through the callback (the stream's real rate)
+    latency_ms: float = 0.0  # mean processing time per frame over the last second or so
+    error: str | None = None  # the last processing error, if frames are passed through unprocessed
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    seconds: float  # time.monotonic() when recorded
+    track_id: int
+    label: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """An immutable copy of what the stream shows now, for the live panel."""
+
+    classes: tuple[str, ...]
+    tracks: tuple[TrackState, ...]
+    stats: StreamStats
+    updated: float  # time.monotonic() of the last processed frame; 0 before the first
+
+
+@dataclass(frozen=True)
+class SnapshotFace:
+    track_id: int
+    label: str
+    confidence: float
+    probabilities: tuple[float, ...]
+    box: Box
+    crop: np.ndarray = field(repr=False)  # (S, S) uint8 grayscale: what the model saw
+    face_rgb: np.ndarray = field(repr=False)  # colour crop of the face with margin, for saving
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The faces of one frame with their (smoothed) labels, ready to be saved into a dataset."""
+
+    frame_rgb: np.ndarray = field(repr=False)  # the frame as analysed (mirrored if mirroring), no overlay
+    faces: tuple[SnapshotFace, ...]
+    classes: tuple[str, ...]
+    model_name: str
+    taken_at: float  # time.time()
+
+
+def stats_path_from_env() -> Path | None:
+    value = os.environ.get(FRAME_STATS_ENV)
+    return Path(value) if value else None
+
+
+def _face_rgb(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
+    """Colour crop of the square around the face (clipped to the image), a copy."""
+    square = square_with_margin(box, margin, image.shape[1], image.shape[0])
+    x0, y0 = max(0, square.x), max(0, square.y)
+    x1, y1 = min(image.shape[1], square.x + square.width), min(image.shape[0], square.y + square.height)
+    return image[y0:y1, x0:x1].copy()
+
+
+class FrameProcessor:
+    """Per-stream state and the frame callback; see the module docstring for the threading."""
+
+    FPS_WINDOW = 30  # frames over which fps and latency are averaged
+    TIMELINE_SECONDS = 30.0
+    TIMELINE_INTERVAL = 0.2  # record the timeline at most 5 times a second
+    STATS_INTERVAL = 0.5
+
+    def __init__(
+        self,
+        recognizer: EmotionRecognizer,
+        settings: StreamSettings = StreamSettings(),
+        stats_path: str | os.PathLike | None = None,
+    ):
+        self._recognizer = recognizer
+        self._settings = settings
+        self._stats_path = Path(stats_path) if stats_path else None
+        # --- frame-thread state (only the frame thread touches these) ---
+        self._tracker = IoUTracker(recognizer.classifier.classes, settings.tracking)
+        self._tracker_classifier = recognizer.classifier
+        self._frame_index = 0
+        self._overlays: list[FaceOverlay] = []
+        self._arrivals: deque[float] = deque(maxlen=self.FPS_WINDOW)
+        self._latencies: deque[float] = deque(maxlen=self.FPS_WINDOW)
+        self._mirror: np.ndarray | None = None
+        self._gray: np.ndarray | None = None
+        self._batch: np.ndarray | None = None
+        self._counts = StreamStats()
+        self._last_timeline = 0.0
+        self._last_stats_write = 0.0
+        self._reset_requested = False
+        # --- shared state (guarded by the lock) ---
+        self._lock = threading.Lock()
+        self._live = LiveState(tuple(recognizer.classifier.classes), (), StreamStats(), 0.0)
+        self._timeline: deque[TimelinePoint] = deque(maxlen=int(self.TIMELINE_SECONDS / self.TIMELINE_INTERVAL) * 12)
+        self._snapshot_wanted = threading.Event()
+        self._snapshot_ready = threading.Event()
+        self._snapshot: Snapshot | None = None
+
+    # --- called from the script thread ----------------------------------------------------------
+    @property
+    def settings(self) -> StreamSettings:
+        return self._settings
+
+    def update_settings(self, settings: StreamSettings) -> None:
+        self._settings = settings  # atomic swap of a frozen object
+
+    def set_recognizer(self, recognizer: EmotionRecognizer) -> None:
+        """Switch model or detector (a no-op when both parts are the ones in use); after a
+        model change the frame thread starts fresh tracks on its next frame."""
+        current = self._recognizer
+        if recognizer.classifier is current.classifier and recognizer.detector is current.detector:
+            return
+        self._recognizer = recognizer
+
+    def reset(self) -> None:
+        """Forget tracks, counters and the timeline (a new stream starts from #1)."""
+        self._reset_requested = True
+        with self._lock:
+            self._timeline.clear()
+            self._live = LiveState(tuple(self._recognizer.classifier.classes), (), StreamStats(), 0.0)
+
+    def live_state(self) -> LiveState:
+        with self._lock:
+            return self._live
+
+    def timeline(self, seconds: float | None = None) -> list[TimelinePoint]:
+        """The recent per-track labels, oldest first (the last `seconds` when given)."""
+        with self._lock:
+            points = list(self._timeline)
+        if seconds is not None and points:
+            since = time.monotonic() - seconds
+            points = [point for point in points if point.seconds >= since]
+        return points
+
+    def take_snapshot(self, timeout: float = 1.0) -> Snapshot | None:
+        """The faces of the next analysed frame; None when no frame arrives in `timeout` s."""
+        self._snapshot_ready.clear()
+        self._snapshot_wanted.set()
+        if not self._snapshot_ready.wait(timeout):
+            self._snapshot_wanted.clear()
+            return None
+        with self._lock:
+            return self._snapshot
+
+    # --- called from the frame thread ----------------------------------------------------------
+    def process_video_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """The streamlit-webrtc `video_frame_callback`: an annotated copy of the frame."""
+        rgb = frame.to_ndarray(format="rgb24")
+        return av.VideoFrame.from_ndarray(self.process(rgb), format="rgb24")
+
+    def process(self, rgb: np.ndarray) -> np.ndarray:
+        """Annotate one RGB uint8 frame. Draws in place (or into the mirror buffer) and
+        returns the annotated image. A processing error is reported, and the frame passes."""
+        started = time.perf_counter()
+        settings, recognizer = self._settings, self._recognizer
+        image = rgb
+        if settings.mirror:
+            if self._mirror is None or self._mirror.shape != rgb.shape:
+                self._mirror = np.empty_like(rgb)
+            image = cv2.flip(rgb, 1, dst=self._mirror)
+        error = None
+        try:
+            self._prepare(recognizer, settings)
+            if self._frame_index % settings.classify_every == 0:
+                self._analyse(image, recognizer, settings)
+            draw_faces(image, self._overlays, show_bars=settings.show_bars, numbered=True)
+        except Exception as exception:  # noqa: BLE001 - a bad frame must not kill the stream
+            error = f"{type(exception).__name__}: {exception}"
+            if error != self._counts.error:  # log each new error once, not 30 times a second
+                LOGGER.exception("frame processing failed")
+        self._frame_index += 1
+        now = time.perf_counter()
+        self._arrivals.append(now)
+        self._latencies.append((now - started) * 1e3)
+        fps = (len(self._arrivals) - 1) / (self._arrivals[-1] - self._arrivals[0]) if len(self._arrivals) > 1 else 0.0
+        latency = float(np.mean(self._latencies))
+        if settings.show_status:
+            draw_status(image, [f"{fps:4.1f} fps", f"{latency:4.1f} ms/frame"])
+        self._counts = replace(self._counts, frames=self._counts.frames + 1, fps=fps, latency_ms=latency, error=error)
+        self._publish(recognizer)
+        return image
+
+    def _prepare(self, recognizer: EmotionRecognizer, settings: StreamSettings) -> None:
+        if self._reset_requested or recognizer.classifier is not self._tracker_classifier:
+            self._reset_requested = False
+            self._tracker = IoUTracker(recognizer.classifier.classes, settings.tracking)
+            self._tracker_classifier = recognizer.classifier
+            self._overlays = []
+            self._frame_index = 0
+            self._arrivals.clear()
+            self._latencies.clear()
+            self._counts = StreamStats()
+        self._tracker.settings = settings.tracking
+
+    def _analyse(self, image: np.ndarray, recognizer: EmotionRecognizer, settings: StreamSettings) -> None:
+        """Detect, classify all faces in one model call, track and smooth."""
+        classifier = recognizer.classifier
+        detections = recognizer.detector.detect(image, settings.detection)
+        if self._gray is None or self._gray.shape != image.shape[:2]:
+            self._gray = np.empty(image.shape[:2], np.uint8)
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY, dst=self._gray)  # once, not once per face
+        size = classifier.input_size
+        if self._batch is None or self._batch.shape[1] != size or len(self._batch) < len(detections):
+            self._batch = np.empty((max(len(detections), settings.detection.max_faces, 1), size, size), np.uint8)
+        for index, detection in enumerate(detections):
+            self._batch[index] = classifier.prepare_face(gray, detection.box)
+        probabilities = classifier.predict_faces(self._batch[: len(detections)]) if detections else []
+        tracks = self._tracker.update([Observation(d.box, p) for d, p in zip(detections, probabilities)])
+        visible = [track for track in tracks if track.missed <= settings.hold_frames]
+        self._overlays = [FaceOverlay(track.track_id, track.box, track.probabilities, track.classes) for track in visible]
+        self._counts = replace(
+            self._counts, analysed=self._counts.analysed + 1, faces_classified=self._counts.faces_classified + len(detections)
+        )
+        if self._snapshot_wanted.is_set():
+            self._fulfil_snapshot(image, gray, [track for track in tracks if track.missed == 0], recognizer)
+
+    def _fulfil_snapshot(self, image: np.ndarray, gray: np.ndarray, tracks: list[Track], recognizer: EmotionRecognizer) -> None:
+        classifier = recognizer.classifier
+        faces = tuple(
+            SnapshotFace(
+                track.track_id,
+                track.label,
+                track.confidence,
+                tuple(float(value) for value in track.probabilities),
+                track.box,
+                classifier.prepare_face(gray, track.box),
+                _face_rgb(image, track.box, classifier.margin),
+            )
+            for track in tracks
+        )
+        snapshot = Snapshot(image.copy(), faces, tuple(classifier.classes), classifier.card.name, time.time())
+        with self._lock:
+            self._snapshot = snapshot
+        self._snapshot_wanted.clear()
+        self._snapshot_ready.set()
+
+    def _publish(self, recognizer: EmotionRecognizer) -> None:
+        now = time.monotonic()
+        hold = self._settings.hold_frames
+        tracks = tuple(
+            TrackState(
+                track.track_id,
+                track.label,
+                track.confidence,
+                tuple(float(value) for value in track.probabilities),
+                track.box,
+                track.missed,
+            )
+            for track in self._tracker.tracks
+            if track.missed <= hold
+        )
+        record = now - self._last_timeline >= self.TIMELINE_INTERVAL
+        with self._lock:
+            self._live = LiveState(tuple(recognizer.classifier.classes), tracks, self._counts, now)
+            if record:
+                self._timeline.extend(
+                    TimelinePoint(now, track.track_id, track.label, track.confidence) for track in tracks if track.missed == 0
+                )
+                while self._timeline and self._timeline[0].seconds < now - self.TIMELINE_SECONDS:
+                    self._timeline.popleft()
+        if record:
+            self._last_timeline = now
+        if self._stats_path is not None and now - self._last_stats_write >= self.STATS_INTERVAL:
+            self._last_stats_write = now
+            self._write_stats(tracks, recognizer)
+
+    def _write_stats(self, tracks: tuple[TrackState, ...], recognizer: EmotionRecognizer) -> None:
+        counts = self._counts
+        payload = {
+            "frames": counts.frames,
+            "analysed": counts.analysed,
+            "faces_classified": counts.faces_classified,
+            "fps": round(counts.fps, 2),
+            "latency_ms": round(counts.latency_ms, 2),
+            "error": counts.error,
+            "model": recognizer.classifier.card.name,
+            "detector": getattr(recognizer.detector, "name", ""),
+            "tracks": [
+                {"id": track.track_id, "label": track.label, "confidence": round(track.confidence, 4), "box": track.box.as_tuple()}
+                for track in tracks
+            ],
+            "written": time.time(),
+        }
+        temporary = self._stats_path.with_name(self._stats_path.name + ".tmp")
+        try:
+            temporary.write_text(json.dumps(payload), encoding="utf-8")
+            os.replace(temporary, self._stats_path)
+        except OSError:
+            LOGGER.warning("cannot write frame stats to %s", self._stats_path, exc_info=True)

@@ -1,0 +1,231 @@
+"""UI pieces of the Live webcam page: controls, the per-session frame processor, the live
+panel beside the video, connection messages and snapshots.
+
+The frame work itself lives in `fer_core.video.FrameProcessor`; everything here runs on the
+script thread and talks to the processor only through its thread-safe methods.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from fer_core.analysis import content_digest
+from fer_core.classes import CLASS_COLORS_RGB, class_color_hex
+from fer_core.detection import DetectorSettings
+from fer_core.inference import EmotionRecognizer
+from fer_core.tracking import TrackerSettings
+from fer_core.video import FrameProcessor, Snapshot, StreamSettings, TimelinePoint, stats_path_from_env
+from ui.charts import probability_chart
+from ui.dataset_inbox import InboxFace, add_to_inbox
+
+PROCESSOR_KEY = "webcam_processor"
+SNAPSHOT_KEY = "webcam_snapshot"
+SIGNALLING_SINCE_KEY = "webcam_signalling_since"
+PANEL_REFRESH_SECONDS = 0.5
+TIMELINE_SECONDS = 20.0
+CONNECT_PATIENCE_SECONDS = 12.0  # warn when the connection is still not up after this long
+CHARTS_SHOWN = 3  # probability charts in the live panel (the first tracked faces)
+
+# Shown by the component itself (inside its frame) when the browser refuses or lacks a camera.
+TRANSLATIONS = {
+    "media_api_not_available": (
+        "This browser cannot open a camera on this page: camera access needs HTTPS or localhost "
+        "(open the app at http://localhost:8501, or serve it over HTTPS)."
+    ),
+    "device_ask_permission": "Allow this page to use your camera (see the browser's prompt).",
+    "device_not_available": "No camera was found. Connect a camera, close other apps that use it, then click Start again.",
+    "device_access_denied": (
+        "Camera access was denied. Allow the camera for this site (the camera icon in the address bar), "
+        "then click Start again."
+    ),
+}
+
+
+def render_controls(detection: DetectorSettings) -> StreamSettings:
+    """The page's own controls (model and detector come from the shared sidebar)."""
+    left, right = st.columns(2)
+    with left:
+        smoothing = st.slider(
+            "Label smoothing",
+            0.0,
+            0.95,
+            0.6,
+            step=0.05,
+            key="webcam_smoothing",
+            help="How much each face's probabilities follow their recent past (exponential moving average). "
+            "0 shows every frame's raw prediction; higher is calmer but reacts later.",
+        )
+        every = st.slider(
+            "Analyse every Nth frame",
+            1,
+            6,
+            1,
+            key="webcam_classify_every",
+            help="On a slow CPU, detect and classify only every Nth frame; the frames between reuse the tracked faces.",
+        )
+    with right:
+        mirror = st.toggle("Mirror view", value=True, key="webcam_mirror", help="Show the video like a mirror (as most webcam apps do).")
+        show_bars = st.toggle("Probability bars on the video", value=True, key="webcam_show_bars")
+        show_status = st.toggle("FPS and latency on the video", value=True, key="webcam_show_status")
+    return StreamSettings(
+        detection=DetectorSettings(detection.min_confidence, detection.min_face_size, max_faces=10),
+        tracking=TrackerSettings(smoothing=smoothing),
+        classify_every=every,
+        mirror=mirror,
+        show_bars=show_bars,
+        show_status=show_status,
+    )
+
+
+def session_processor(recognizer: EmotionRecognizer, settings: StreamSettings) -> FrameProcessor:
+    """This session's processor (kept across reruns), updated to the current choices.
+
+    NOTE: the frame callback runs on streamlit-webrtc's worker thread, where `st.session_state`
+    is not available; it closes over this object instead, and the script thread hands it new
+    settings and models through its thread-safe setters.
+    """
+    processor = st.session_state.get(PROCESSOR_KEY)
+    if processor is None:
+        processor = FrameProcessor(recognizer, settings, stats_path=stats_path_from_env())
+        st.session_state[PROCESSOR_KEY] = processor
+    else:
+        processor.set_recognizer(recognizer)
+        processor.update_settings(settings)
+    return processor
+
+
+def timeline_chart(points: Sequence[TimelinePoint], classes: Sequence[str], now: float, seconds: float = TIMELINE_SECONDS) -> go.Figure:
+    """Each tracked face's top emotion over the last `seconds`: one line per face, dots in the
+    emotion's colour, emotions on a fixed axis so the chart does not jump around."""
+    figure = go.Figure()
+    for track_id in sorted({point.track_id for point in points}):
+        own = [point for point in points if point.track_id == track_id]
+        figure.add_trace(
+            go.Scatter(
+                x=[point.seconds - now for point in own],
+                y=[point.label for point in own],
+                mode="lines+markers",
+                name=f"#{track_id}",
+                line={"color": "rgba(120,120,120,0.35)", "width": 1, "shape": "hv"},
+                marker={"color": [class_color_hex(point.label) if point.label in CLASS_COLORS_RGB else "#888888" for point in own], "size": 7},
+                customdata=[round(point.confidence * 100) for point in own],
+                hovertemplate=f"#{track_id} " + "%{y} %{customdata}%<br>%{x:.1f} s<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        height=230,
+        margin={"l": 0, "r": 10, "t": 10, "b": 0},
+        xaxis={"range": [-seconds, 0.5], "title": "seconds ago", "fixedrange": True, "zeroline": False},
+        yaxis={"categoryorder": "array", "categoryarray": list(classes), "range": [-0.5, len(classes) - 0.5], "fixedrange": True},
+        showlegend=len({point.track_id for point in points}) > 1,
+        legend={"orientation": "h", "y": 1.12},
+    )
+    return figure
+
+
+def render_live_panel(processor: FrameProcessor, playing: bool, signalling: bool) -> None:
+    """The panel beside the video; refreshes itself a few times a second while the stream runs."""
+    if signalling and not playing:
+        st.session_state.setdefault(SIGNALLING_SINCE_KEY, time.monotonic())
+    else:
+        st.session_state.pop(SIGNALLING_SINCE_KEY, None)
+
+    @st.fragment(run_every=PANEL_REFRESH_SECONDS if (playing or signalling) else None)
+    def live_panel() -> None:
+        if not playing:
+            since = st.session_state.get(SIGNALLING_SINCE_KEY)
+            if signalling and since is not None and time.monotonic() - since > CONNECT_PATIENCE_SECONDS:
+                st.warning(
+                    f"The video connection has not come up after {time.monotonic() - since:.0f} s. "
+                    "Locally, reload the page and click Start again. On a remote deployment the browser "
+                    "and the server need a STUN/TURN server: set `ice_servers` in `.streamlit/secrets.toml` "
+                    "or the `FER_ICE_SERVERS` environment variable (see the README).",
+                    icon=":material/wifi_off:",
+                )
+            elif signalling:
+                st.info("Connecting to the camera stream...", icon=":material/hourglass_top:")
+            else:
+                st.info("Click **Start** under the video to turn the camera on.", icon=":material/videocam:")
+            return
+        state = processor.live_state()
+        if state.stats.error:
+            st.error(f"Frames are shown unprocessed because processing failed: {state.stats.error}")
+        fps, latency, faces = st.columns(3)
+        fps.metric("Stream", f"{state.stats.fps:.1f} fps")
+        latency.metric("Processing", f"{state.stats.latency_ms:.1f} ms")
+        faces.metric("Faces", len(state.tracks))
+        if state.stats.frames == 0:
+            st.caption("Waiting for the first frame...")
+        elif not state.tracks:
+            st.caption("No face in view. Face the camera in good light.")
+        for track in state.tracks[:CHARTS_SHOWN]:
+            st.plotly_chart(
+                probability_chart(track.probabilities, state.classes, title=f"#{track.track_id} {track.label} {track.confidence:.0%}"),
+                key=f"webcam_probabilities_{track.track_id}",
+                config={"displayModeBar": False},
+            )
+        if len(state.tracks) > CHARTS_SHOWN:
+            st.caption(", ".join(f"#{track.track_id} {track.label} {track.confidence:.0%}" for track in state.tracks[CHARTS_SHOWN:]))
+        st.markdown("**Dominant emotion over time**")
+        st.plotly_chart(
+            timeline_chart(processor.timeline(TIMELINE_SECONDS), state.classes, time.monotonic()),
+            key="webcam_timeline",
+            config={"displayModeBar": False},
+        )
+
+    live_panel()
+
+
+def render_snapshot(processor: FrameProcessor, playing: bool) -> None:
+    """Keep the current frame's faces with their labels, and queue them for the custom dataset."""
+    if st.button("Snapshot faces", icon=":material/photo_camera:", key="webcam_snapshot_button"):
+        if not playing:
+            st.warning("Start the camera first: a snapshot keeps the faces of the current frame.")
+        else:
+            snapshot = processor.take_snapshot(timeout=2.0)
+            if snapshot is None:
+                st.warning("No video frame arrived in 2 seconds; is the stream running?")
+            elif not snapshot.faces:
+                st.warning("No face in the current frame.")
+            else:
+                st.session_state[SNAPSHOT_KEY] = snapshot
+    snapshot: Snapshot | None = st.session_state.get(SNAPSHOT_KEY)
+    if snapshot is None:
+        return
+    taken = time.strftime("%H:%M:%S", time.localtime(snapshot.taken_at))
+    st.markdown(f"**Snapshot {taken}** ({snapshot.model_name}): set the true emotion of each face, then send them to the dataset.")
+    columns = st.columns(max(4, len(snapshot.faces)))
+    labels = []
+    for column, face in zip(columns, snapshot.faces):
+        with column:
+            st.image(face.face_rgb, caption=f"#{face.track_id} {face.label} {face.confidence:.0%}", width=120)
+            labels.append(
+                st.selectbox(
+                    "True emotion",
+                    snapshot.classes,
+                    index=snapshot.classes.index(face.label),
+                    key=f"webcam_snapshot_label_{snapshot.taken_at}_{face.track_id}",
+                )
+            )
+    if st.button("Send to the custom dataset", icon=":material/add_photo_alternate:", key="webcam_snapshot_send"):
+        source = f"webcam-{time.strftime('%Y%m%d-%H%M%S', time.localtime(snapshot.taken_at))}"
+        digest = content_digest(snapshot.frame_rgb.tobytes())
+        for face, label in zip(snapshot.faces, labels):
+            add_to_inbox(
+                InboxFace(
+                    label=label,
+                    predicted=face.label,
+                    confidence=face.confidence,
+                    source=source,
+                    digest=digest,
+                    face_index=face.track_id,
+                    box=face.box.as_tuple(),
+                    gray_crop=face.crop,
+                    thumbnail=face.face_rgb,
+                )
+            )
+        st.success(f"{len(snapshot.faces)} face(s) queued; save them on the Dataset & labeling page.")
