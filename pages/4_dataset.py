@@ -3,7 +3,9 @@
 import streamlit as st
 
 from ui.dataset_inbox import inbox
+from ui.sidebar import ensure_app_navigation
 
+ensure_app_navigation()
 st.title("Dataset & labeling", anchor=False)
 st.info(
     "Coming soon: browse and relabel the custom dataset, and fine-tune a model on it.",

@@ -73,8 +73,24 @@ def render_sidebar() -> SidebarChoices | None:
     return choices
 
 
+def ensure_app_navigation() -> None:
+    """Route a deep link through app.py.
+
+    Streamlit 1.67 runs a page opened by its URL (e.g. /live_webcam) on its own, without app.py
+    and its sidebar, as long as no session of this server process has called `st.navigation`
+    (a legacy mode kept for apps with a `pages/` folder). Leaving that mode and rerunning makes
+    app.py's navigation resolve the same URL, since both modes derive the page from its file name.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def current_choices() -> SidebarChoices:
     """The choices made in this run's sidebar; stops the page with a message when there are none."""
+    ensure_app_navigation()
     choices = st.session_state.get(CHOICES_KEY)
     if choices is None:
         st.info("Choose a model in the sidebar first (no usable model was found).")
