@@ -23,7 +23,7 @@ from fer_core.drawing import draw_faces
 from fer_core.errors import ImageError
 from fer_core.image_io import decode_image
 from fer_core.inference import EmotionRecognizer, FacePrediction, ImageResult
-from fer_core.preprocessing import Box, square_with_margin
+from fer_core.preprocessing import Box, face_region
 
 if TYPE_CHECKING:
     import pandas
@@ -98,13 +98,9 @@ def annotate(rgb: np.ndarray, faces: Sequence[FacePrediction]) -> np.ndarray:
 
 def face_thumbnail(rgb: np.ndarray, box: Box, size: int = THUMBNAIL_SIZE) -> np.ndarray:
     """A colour square around the face for display (the model's own input is `face.crop`)."""
-    height, width = rgb.shape[:2]
-    square = square_with_margin(box, THUMBNAIL_MARGIN, width, height)
-    x0, y0 = max(0, square.x), max(0, square.y)
-    x1, y1 = min(width, square.x + square.width), min(height, square.y + square.height)
-    if x1 <= x0 or y1 <= y0:
+    crop = face_region(rgb, box, THUMBNAIL_MARGIN)
+    if crop.size == 0:
         return np.zeros((size, size, 3), np.uint8)
-    crop = rgb[y0:y1, x0:x1]
     longest = max(crop.shape[:2])
     factor = size / longest
     new_size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))

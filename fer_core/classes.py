@@ -6,6 +6,10 @@ classes differently, so `CSV_CODE_TO_INDEX` translates CSV codes into this order
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 NUM_CLASSES: int = len(CLASSES)
 CLASS_TO_INDEX: dict[str, int] = {name: index for index, name in enumerate(CLASSES)}
@@ -45,3 +49,18 @@ def class_index(name: str) -> int:
 def class_color_hex(name: str) -> str:
     red, green, blue = CLASS_COLORS_RGB[name]
     return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+class TopLabelMixin:
+    """`label` and `confidence` for any result holding `probabilities` and their `classes`."""
+
+    probabilities: Sequence[float]
+    classes: Sequence[str]
+
+    @property
+    def label(self) -> str:
+        return self.classes[int(np.argmax(self.probabilities))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probabilities))

@@ -13,28 +13,20 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fer_core.classes import CLASS_COLORS_RGB
+from fer_core.classes import CLASS_COLORS_RGB, TopLabelMixin
 from fer_core.preprocessing import Box
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 @dataclass(frozen=True)
-class FaceOverlay:
+class FaceOverlay(TopLabelMixin):
     """What to draw for one face (independent of where the numbers came from)."""
 
     index: int
     box: Box
     probabilities: Sequence[float]
     classes: Sequence[str]
-
-    @property
-    def label(self) -> str:
-        return self.classes[int(np.argmax(self.probabilities))]
-
-    @property
-    def confidence(self) -> float:
-        return float(np.max(self.probabilities))
 
 
 def _scale(image: np.ndarray) -> float:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_core.classes import TopLabelMixin
 from fer_core.card import KERAS_FILE, TFLITE_FILE, ModelCard, read_card
 from fer_core.detection import DetectorSettings, FaceDetector
 from fer_core.errors import ModelError
@@ -25,7 +26,7 @@ from fer_core.tflite_runtime import make_interpreter
 
 
 @dataclass
-class FacePrediction:
+class FacePrediction(TopLabelMixin):
     """One classified face. `index` is 1-based, matching the number drawn on the image."""
 
     index: int
@@ -34,14 +35,6 @@ class FacePrediction:
     probabilities: np.ndarray  # (7,) in card.classes order
     classes: tuple[str, ...]
     crop: np.ndarray = field(repr=False)  # (S, S) uint8, what the model saw
-
-    @property
-    def label(self) -> str:
-        return self.classes[int(np.argmax(self.probabilities))]
-
-    @property
-    def confidence(self) -> float:
-        return float(np.max(self.probabilities))
 
     def as_row(self) -> dict:
         row = {

@@ -59,7 +59,7 @@ def resize_gray(gray: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def square_with_margin(box: Box, margin: float, image_width: int, image_height: int) -> Box:
+def square_with_margin(box: Box, margin: float) -> Box:
     """The square around `box`, widened by `margin`; it may extend past the image (padded later)."""
     side = int(round(max(box.width, box.height) * (1.0 + 2.0 * margin)))
     center_x = box.x + box.width / 2.0
@@ -67,12 +67,22 @@ def square_with_margin(box: Box, margin: float, image_width: int, image_height: 
     return Box(int(round(center_x - side / 2.0)), int(round(center_y - side / 2.0)), side, side)
 
 
+def face_region(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
+    """The part of `image` (any channels) inside the widened square around `box`, clipped to the
+    image; empty when the square lies outside. A view, not a copy."""
+    height, width = image.shape[:2]
+    square = square_with_margin(box, margin)
+    x0, y0 = max(0, square.x), max(0, square.y)
+    x1, y1 = min(width, square.x + square.width), min(height, square.y + square.height)
+    return image[y0:max(y0, y1), x0:max(x0, x1)]
+
+
 def crop_face(image: np.ndarray, box: Box, size: int, margin: float = DEFAULT_MARGIN) -> np.ndarray:
     """Grayscale `size`x`size` crop of the face in `box`, replicating edge pixels where the
     widened square leaves the image (a face at the border keeps its proportions)."""
     gray = to_gray(image)
     height, width = gray.shape
-    square = square_with_margin(box, margin, width, height)
+    square = square_with_margin(box, margin)
     pad_left = max(0, -square.x)
     pad_top = max(0, -square.y)
     pad_right = max(0, square.x + square.width - width)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fer_core.classes import TopLabelMixin
 from fer_core.preprocessing import Box
 
 
@@ -47,7 +48,7 @@ class Observation:
 
 
 @dataclass
-class Track:
+class Track(TopLabelMixin):
     """A face followed over time. `track_id` never changes and is never reused."""
 
     track_id: int
@@ -58,14 +59,6 @@ class Track:
     hits: int = 1  # analysed frames in which the face was seen
     missed: int = 0  # consecutive analysed frames without the face
     _corners: np.ndarray = field(default=None, repr=False)  # smoothed float x0, y0, x1, y1
-
-    @property
-    def label(self) -> str:
-        return self.classes[int(np.argmax(self.probabilities))]
-
-    @property
-    def confidence(self) -> float:
-        return float(np.max(self.probabilities))
 
 
 def _corners(box: Box) -> np.ndarray:

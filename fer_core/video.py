@@ -29,7 +29,7 @@ import numpy as np
 from fer_core.detection import DetectorSettings
 from fer_core.drawing import FaceOverlay, draw_faces, draw_status
 from fer_core.inference import EmotionRecognizer
-from fer_core.preprocessing import Box, square_with_margin
+from fer_core.preprocessing import Box, face_region
 from fer_core.tracking import IoUTracker, Observation, Track, TrackerSettings
 
 LOGGER = logging.getLogger(__name__)
@@ -123,14 +123,6 @@ class Snapshot:
 def stats_path_from_env() -> Path | None:
     value = os.environ.get(FRAME_STATS_ENV)
     return Path(value) if value else None
-
-
-def _face_rgb(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
-    """Colour crop of the square around the face (clipped to the image), a copy."""
-    square = square_with_margin(box, margin, image.shape[1], image.shape[0])
-    x0, y0 = max(0, square.x), max(0, square.y)
-    x1, y1 = min(image.shape[1], square.x + square.width), min(image.shape[0], square.y + square.height)
-    return image[y0:y1, x0:x1].copy()
 
 
 class FrameProcessor:
@@ -300,7 +292,7 @@ class FrameProcessor:
                 tuple(float(value) for value in track.probabilities),
                 track.box,
                 classifier.prepare_face(gray, track.box),
-                _face_rgb(image, track.box, classifier.margin),
+                face_region(image, track.box, classifier.margin).copy(),
             )
             for track in tracks
         )

@@ -58,7 +58,7 @@ def test_resize_gray_shrinks_by_area_and_grows():
 
 
 def test_square_with_margin_widens_around_the_centre():
-    square = square_with_margin(Box(100, 50, 40, 60), 0.2, 640, 480)
+    square = square_with_margin(Box(100, 50, 40, 60), 0.2)
     assert square.width == square.height == 84  # 60 * 1.4
     assert square.x + square.width / 2 == pytest.approx(120, abs=1)
     assert square.y + square.height / 2 == pytest.approx(80, abs=1)
