@@ -1,0 +1,43 @@
+"""Take the README's screenshots of the real app in headless Chromium.
+
+    .venv/bin/python scripts/screenshots.py   # writes docs/upload.png
+
+Uses the same browser helpers as the tests (tests/browser.py), so it needs the dev set-up.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+from tests.browser import launch_chromium, open_app, running_app  # noqa: E402
+
+
+def main() -> None:
+    with running_app(timeout=300) as app, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # A deep link first: it must come up through app.py's navigation, sidebar included.
+            open_app(page, app.url + "/training_report")
+            expect(page.get_by_test_id("stSidebar").get_by_text("Active model")).to_be_visible(timeout=120_000)
+            open_app(page, app.url)
+            upload = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+            upload.set_input_files([str(REPO_ROOT / "sample_images" / "astronaut.png")])
+            expect(page.locator(".fer-face-badge").first).to_be_visible(timeout=240_000)
+            expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=120_000)
+            page.wait_for_timeout(1500)
+            target = REPO_ROOT / "docs" / "upload.png"
+            page.screenshot(path=str(target))
+            print(f"wrote {target}")
+        finally:
+            browser.close()
+
+
+if __name__ == "__main__":
+    main()
