@@ -120,7 +120,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     classifier = EmotionClassifier(_resolve_model_dir(args.model), prefer_tflite=not args.keras)
     usages = [usage.strip() for usage in args.usage.split(",")] if args.usage else None
     dataset = load_dataset(args.data, usages, image_size=classifier.input_size)
-    tta = classifier.card.metrics.get("best_tta", "none") if args.tta == "auto" else args.tta
+    tta = classifier.best_tta if args.tta == "auto" else args.tta
     report = evaluate(classifier.predict_faces, dataset, tta=tta, model=classifier.card.name)
     report.extra = {"usage": usages, "backend": classifier.backend}
     print(f"model {classifier.card.name} ({classifier.backend}) on {dataset.source}"
@@ -159,7 +159,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             results.append({"image": path, "error": str(error), "faces": []})
             continue
-        analysis = recognizer.classify_whole_image(decoded.rgb) if args.whole else recognizer.analyze(decoded.rgb, settings)
+        if args.whole:
+            analysis = recognizer.classify_whole_image(decoded.rgb, tta="auto")
+        else:
+            analysis = recognizer.analyze(decoded.rgb, settings, tta="auto")
         faces = [face.as_row() for face in analysis.faces]
         results.append({"image": path, "width": analysis.width, "height": analysis.height, "notes": decoded.notes, "faces": faces})
         if not args.json:

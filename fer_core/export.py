@@ -77,7 +77,7 @@ def _count_training_images(config: TrainConfig) -> int:
     return len(load_training_data(config)[0])
 
 
-def finalize_run(run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = ("none", "flip")) -> ModelCard:
+def finalize_run(run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = ("none", "flip", "tencrop")) -> ModelCard:
     """Write model.keras, model.tflite, evaluation.json and card.json into `run_dir`."""
     from fer_core.inference import EmotionClassifier
 

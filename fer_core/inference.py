@@ -119,8 +119,17 @@ class EmotionClassifier:
             )
 
     # --- prediction --------------------------------------------------------------------------
+    @property
+    def best_tta(self) -> str:
+        """The test-time augmentation that scored best on validation when the model was finalized."""
+        return str(self.card.metrics.get("best_tta", "none"))
+
     def predict_faces(self, faces: np.ndarray, tta: str = "none") -> np.ndarray:
-        """Probabilities (N, 7) for uint8 grayscale faces (N, S, S) already at the input size."""
+        """Probabilities (N, 7) for uint8 grayscale faces (N, S, S) already at the input size.
+
+        tta: "none" (one pass: the live-video path), "flip", "tencrop", or "auto" for `best_tta`."""
+        if tta == "auto":
+            tta = self.best_tta
         faces = np.asarray(faces)
         if faces.ndim != 3 or faces.shape[1:] != (self.input_size, self.input_size):
             raise ValueError(f"expected faces of shape (N, {self.input_size}, {self.input_size}), got {faces.shape}")
