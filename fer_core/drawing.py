@@ -48,7 +48,8 @@ def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, c
     return width + 2 * pad, height + baseline + 2 * pad
 
 
-def _readable_on(color: tuple[int, int, int]) -> tuple[int, int, int]:
+def readable_on(color: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever reads better on `color` (RGB)."""
     red, green, blue = color
     return (0, 0, 0) if 0.299 * red + 0.587 * green + 0.114 * blue > 150 else (255, 255, 255)
 
@@ -63,7 +64,7 @@ def draw_faces(image: np.ndarray, faces: Sequence[FaceOverlay], show_bars: bool 
         cv2.rectangle(image, (box.x, box.y), (box.x + box.width, box.y + box.height), color, thickness, cv2.LINE_AA)
         prefix = f"#{face.index} " if numbered else ""
         text = f"{prefix}{face.label} {face.confidence:.0%}"
-        _text(image, text, (box.x - thickness // 2, box.y), scale, _readable_on(color), color)
+        _text(image, text, (box.x - thickness // 2, box.y), scale, readable_on(color), color)
         if show_bars:
             draw_probability_bars(image, face, scale)
     return image

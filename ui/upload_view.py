@@ -16,6 +16,7 @@ import streamlit as st
 from fer_core.analysis import UploadAnalysis, analyze_bytes, annotated_png, content_digest, results_frame
 from fer_core.classes import CLASS_COLORS_RGB, CLASSES, class_color_hex
 from fer_core.detection import DetectorSettings
+from fer_core.drawing import readable_on
 from fer_core.inference import FacePrediction
 from fer_core.registry import RegisteredModel
 from ui.charts import probability_chart
@@ -109,8 +110,7 @@ def analyze(item: UploadItem, choices: SidebarChoices) -> UploadAnalysis:
 
 def face_badge(face: FacePrediction) -> str:
     """An HTML label '#n emotion NN%' in the emotion's colour (same as on the image)."""
-    red, green, blue = CLASS_COLORS_RGB.get(face.label, (200, 200, 200))
-    text_color = "#000" if 0.299 * red + 0.587 * green + 0.114 * blue > 150 else "#fff"
+    text_color = "#000" if readable_on(CLASS_COLORS_RGB.get(face.label, (200, 200, 200))) == (0, 0, 0) else "#fff"
     background = class_color_hex(face.label) if face.label in CLASS_COLORS_RGB else "#c8c8c8"
     return (
         f'<span class="fer-face-badge" style="background:{background};color:{text_color};'
