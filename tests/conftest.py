@@ -5,8 +5,11 @@ datasets are written as real files in tmp folders, and the tiny model folder is 
 to TFLite and described by a card exactly like a finalized run. Expensive objects (detectors,
 models) are session-scoped so TensorFlow work happens once per test run.
 """
-
 from __future__ import annotations
+
+# NOTE: load the WebRTC stack before any test module imports TensorFlow: importing aiortc's
+# pylibsrtp after TensorFlow 2.21 crashes the interpreter (see ui/__init__.py).
+import streamlit_webrtc  # noqa: E402, F401  isort: skip
 
 import csv
 import os
