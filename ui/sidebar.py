@@ -74,18 +74,17 @@ def render_sidebar() -> SidebarChoices | None:
 
 
 def ensure_app_navigation() -> None:
-    """Route a deep link through app.py.
+    """Give a page the shared sidebar when app.py did not run before it.
 
-    Streamlit 1.67 runs a page opened by its URL (e.g. /live_webcam) on its own, without app.py
-    and its sidebar, as long as no session of this server process has called `st.navigation`
-    (a legacy mode kept for apps with a `pages/` folder). Leaving that mode and rerunning makes
-    app.py's navigation resolve the same URL, since both modes derive the page from its file name.
+    Streamlit 1.67 runs a page on its own, without app.py, when a deep link (e.g. /live_webcam)
+    is the first request of a server process (a legacy mode kept for apps with a `pages/`
+    folder; AppTest's reruns run that way too). The page then draws the sidebar itself, with the
+    same widget keys, so the choices carry over either way.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+        render_sidebar()
 
 
 def current_choices() -> SidebarChoices:
