@@ -105,6 +105,7 @@ def test_live_stream_is_processed_and_overlaid(webcam_server, tmp_path: Path) ->
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright, extra_args=[f"--use-file-for-fake-video-capture={camera}"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_S * 1000)  # every locator waits as long as the test does
         try:
             # through the app's navigation, as a visitor does (the app's sidebar runs first)
             open_app(page, app.url, timeout_ms=TIMEOUT_S * 1000)
