@@ -96,6 +96,9 @@ class EmotionClassifier:
             raise ModelError(f"{path}: not a valid TFLite model ({error})") from None
         detail = self._single.get_input_details()[0]
         self._check_shape(path, tuple(detail["shape"]))
+        # Tensor indexes are fixed per model: look them up once, not on every (per-frame) call.
+        self._input_index = detail["index"]
+        self._output_index = self._single.get_output_details()[0]["index"]
         self._batched_size = 0
 
     def _load_keras(self, path: Path) -> None:
@@ -147,13 +150,12 @@ class EmotionClassifier:
             else:
                 interpreter = self._batched
                 if self._batched_size != len(batch):  # re-plan only when the batch size changes
-                    index = interpreter.get_input_details()[0]["index"]
-                    interpreter.resize_tensor_input(index, batch.shape)
+                    interpreter.resize_tensor_input(self._input_index, batch.shape)
                     interpreter.allocate_tensors()
                     self._batched_size = len(batch)
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch)
+            interpreter.set_tensor(self._input_index, batch)
             interpreter.invoke()
-            return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
+            return interpreter.get_tensor(self._output_index).copy()
 
     def prepare_face(self, image: np.ndarray, box: Box | None = None) -> np.ndarray:
         """The model's view of one face: the crop around `box`, or the whole image when None."""
