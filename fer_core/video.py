@@ -340,6 +340,7 @@ class FrameProcessor:
             "faces_classified": counts.faces_classified,
             "fps": round(counts.fps, 2),
             "latency_ms": round(counts.latency_ms, 2),
+            "recent_latencies_ms": [round(value, 2) for value in self._latencies],  # the last frames, oldest first
             "error": counts.error,
             "model": recognizer.classifier.card.name,
             "detector": getattr(recognizer.detector, "name", ""),

@@ -51,9 +51,11 @@ def only_loopback_network() -> bool:
     return [name for _, name in socket.if_nameindex()] == ["lo"]
 
 
-def write_fake_camera(path: Path, frames: int = 30) -> Path:
-    """A YUV4MPEG2 file Chromium plays (in a loop) as its camera: the astronaut on a 640x480 frame."""
-    frame = webcam_frame(decode_image(ASTRONAUT).rgb)
+def write_fake_camera(path: Path, frames: int = 30, frame: np.ndarray | None = None) -> Path:
+    """A YUV4MPEG2 file Chromium plays (in a loop) as its camera: `frame` (640x480 RGB), by
+    default the astronaut on a 640x480 frame."""
+    if frame is None:
+        frame = webcam_frame(decode_image(ASTRONAUT).rgb)
     planes = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2YUV_I420).tobytes()
     with path.open("wb") as handle:
         handle.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
@@ -124,26 +126,25 @@ def test_live_stream_is_processed_and_overlaid(webcam_server, tmp_path: Path) ->
                 time.sleep(0.25)
             assert video.evaluate("v => [v.videoWidth, v.videoHeight]") == [640, 480]
 
-            # end-to-end frame rate as the browser displays it, and the server's count meanwhile
+            # end-to-end rates (benchmarks/bench_webcam_browser.py measures them properly): frames of
+            # the returned video the browser decoded, and distinct frames the server processed
             first = read_stats(stats_path)
-            browser_fps = video.evaluate(
+            decoded_fps = video.evaluate(
                 """v => new Promise(resolve => {
-                    // frames the browser presents in 3 s (resolves even if the stream stalls)
-                    let frames = 0; const start = performance.now();
-                    const tick = () => { frames++; v.requestVideoFrameCallback(tick); };
-                    v.requestVideoFrameCallback(tick);
-                    setTimeout(() => resolve(frames * 1000 / (performance.now() - start)), 3000);
+                    const first = v.getVideoPlaybackQuality().totalVideoFrames, start = performance.now();
+                    setTimeout(() => resolve((v.getVideoPlaybackQuality().totalVideoFrames - first) * 1000
+                                             / (performance.now() - start)), 3000);
                 })"""
             )
             last = read_stats(stats_path)
             server_fps = (last["frames"] - first["frames"]) / max(1e-3, last["written"] - first["written"])
             print(
-                f"browser displays {browser_fps:.1f} fps; server processed {server_fps:.1f} fps, "
+                f"browser decodes {decoded_fps:.1f} fps; server processed {server_fps:.1f} distinct frames/s, "
                 f"{last['latency_ms']:.1f} ms per frame (model {last['model']})"
             )
             # Liveness only: fps is a measurement (printed above, see the closing note), not a
             # pass/fail threshold on a shared 2-core machine.
-            assert browser_fps > 0.0 and last["frames"] > first["frames"], "the stream stalled"
+            assert decoded_fps > 0.0 and last["frames"] > first["frames"], "the stream stalled"
 
             # the overlay is in the returned video: the face box in the label's colour, where the
             # tracker says the face is, and the dark FPS/latency readout in the top-left corner

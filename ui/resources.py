@@ -6,6 +6,8 @@ detectors serialise their interpreter calls with a lock, so sharing them is safe
 
 from __future__ import annotations
 
+import gc
+
 import streamlit as st
 
 from fer_core.detection import FaceDetector, create_detector
@@ -16,12 +18,30 @@ from fer_core.registry import ModelRegistry, RegisteredModel
 @st.cache_resource(show_spinner="Loading the emotion model...")
 def load_classifier(model_dir: str, card_sha: str) -> EmotionClassifier:
     """`card_sha` (the weights' checksum) is part of the cache key so a retrained folder reloads."""
-    return EmotionClassifier(model_dir)
+    classifier = EmotionClassifier(model_dir)
+    freeze_loaded_objects()
+    return classifier
 
 
 @st.cache_resource(show_spinner="Loading the face detector...")
 def load_detector(name: str) -> FaceDetector:
-    return create_detector(name)
+    detector = create_detector(name)
+    freeze_loaded_objects()
+    return detector
+
+
+def freeze_loaded_objects() -> None:
+    """Put everything alive now (TensorFlow's and the models' ~430k objects) out of the garbage
+    collector's reach, once per loaded resource.
+
+    Why: after every script run (each live-panel fragment rerun too, twice a second) Streamlit
+    runs a full `gc.collect()` twice, through `keras.backend.clear_session()` (TensorFlow imports
+    keras) and `runner.postScriptGC`. With TensorFlow loaded each took ~230 ms holding the GIL,
+    which starved the webcam's frame thread down to ~1 fps. Frozen, they take well under 1 ms;
+    objects made later (per run) are still collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def model_checksum(model: RegisteredModel) -> str:
