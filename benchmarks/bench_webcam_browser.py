@@ -12,9 +12,8 @@ running app. `streamlit run app.py` serves the page, Debian's Chromium plays a f
   - browser decoded fps: frames of the returned video the browser decoded per second
     (`getVideoPlaybackQuality`); streamlit-webrtc sends at the camera's rate and repeats the
     latest processed frame between two processed ones;
-  - browser presented fps (`requestVideoFrameCallback`): headless Chromium without a GPU paints
-    only a few frames a second whatever the stream does, so this is recorded but not a measure
-    of the app.
+  - browser presented fps (`requestVideoFrameCallback`): frames headless Chromium painted; it
+    paints fewer than it decodes as soon as the CPU is busy (no GPU here).
 
 Everything (browser with its camera encoder and video decoder, server, codecs) shares this
 machine's CPUs, so the numbers are a floor for a user whose browser runs on their own machine.
