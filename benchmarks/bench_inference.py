@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from benchmarks.common import machine_info, write_results  # noqa: E402
 from fer_core.detection import DetectorSettings, create_detector, list_detectors  # noqa: E402
 from fer_core.image_io import decode_image  # noqa: E402
 from fer_core.inference import EmotionClassifier  # noqa: E402
@@ -265,19 +264,13 @@ def main() -> int:
     }
     import tensorflow as tf
 
-    report["machine"] = {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "load_average_start": [round(value, 2) for value in load_start],
-        "load_average_end": [round(value, 2) for value in os.getloadavg()],
-    }
+    report["machine"] = machine_info(
+        tensorflow=tf.__version__,
+        load_average_start=[round(value, 2) for value in load_start],
+        load_average_end=[round(value, 2) for value in os.getloadavg()],
+    )
     print_table(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_results(args.out, report)
     return 0
 
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from benchmarks.common import machine_info, write_results  # noqa: E402
 from fer_core.analysis import analyze_bytes, content_digest  # noqa: E402
 from fer_core.detection import DetectorSettings, create_detector  # noqa: E402
 from fer_core.inference import EmotionClassifier, EmotionRecognizer  # noqa: E402
@@ -111,12 +110,10 @@ def main() -> int:
     print(f"decode+detect+classify+draw median {summary['page_work']['median_ms']:.0f} ms: "
           f"{'under' if target_met else 'OVER'} the 1500 ms target")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "upload_12mp",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_average_1m": round(os.getloadavg()[0], 2)},
+        "machine": machine_info(),
         "image": {"width": CANVAS[0], "height": CANVAS[1], "format": "JPEG", "bytes": len(photo),
                   "faces_placed": len(PLACEMENTS)},
         "model": model.name,
@@ -127,8 +124,7 @@ def main() -> int:
         "target_ms": 1500,
         "target_met": target_met,
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out.relative_to(REPO_ROOT) if args.out.is_relative_to(REPO_ROOT) else args.out}")
+    write_results(args.out, report)
     return 0
 
 

@@ -14,9 +14,7 @@ Prints a table and writes benchmarks/results/webcam.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.common import machine_info, write_results  # noqa: E402
 from fer_core.detection import create_detector  # noqa: E402
 from fer_core.image_io import decode_image  # noqa: E402
 from fer_core.inference import EmotionClassifier, EmotionRecognizer  # noqa: E402
@@ -100,7 +99,6 @@ def main() -> None:
     if load > (os.cpu_count() or 1):
         print(f"note: load average {load:.1f} on {os.cpu_count()} CPUs: wall-clock times include waiting for the CPU; see the cpu columns")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": "webcam frame processing (av.VideoFrame in -> annotated av.VideoFrame out)",
         "resolution": "640x480",
@@ -109,15 +107,11 @@ def main() -> None:
         "backend": recognizer.classifier.backend,
         "detector": args.detector,
         "targets_median_ms": targets,
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "machine": machine_info(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "load_average_1min": round(os.getloadavg()[0], 2),
         "rows": rows,
     }
-    temporary = RESULTS.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, RESULTS)
-    print(f"wrote {RESULTS.relative_to(REPO_ROOT)}")
+    write_results(RESULTS, payload)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,7 @@ Prints a table and writes benchmarks/results/webcam_browser.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ import streamlit_webrtc  # noqa: E402,F401 (before TensorFlow: see ui/__init__.p
 import numpy as np  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from benchmarks.common import machine_info, write_results  # noqa: E402
 from fer_core.image_io import decode_image  # noqa: E402
 from fer_core.registry import ModelRegistry  # noqa: E402
 from tests.browser import launch_chromium, open_app, running_app  # noqa: E402
@@ -164,22 +163,18 @@ def main() -> None:
         f"network: {'isolated (only lo)' if only_loopback_network() else 'host'}; {os.cpu_count()} CPUs shared by "
         f"Chromium, the server and the codecs; load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end"
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": "Live webcam page end to end (streamlit run + headless Chromium + WebRTC over loopback)",
         "resolution": "640x480",
         "camera_fps": 30,
         "model": model.name,
         "detector": "blazeface",
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "machine": machine_info(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "load_average_1min": {"start": round(load_start[0], 2), "end": round(load_end[0], 2)},
         "rows": rows,
     }
-    temporary = RESULTS.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, RESULTS)
-    print(f"wrote {RESULTS.relative_to(REPO_ROOT)}")
+    write_results(RESULTS, payload)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from benchmarks.common import write_results  # noqa: E402
 from fer_core import zoo  # noqa: E402
 from fer_core.card import EVALUATION_FILE, HISTORY_FILE, read_card  # noqa: E402
 from fer_core.errors import FerError  # noqa: E402
@@ -160,9 +161,7 @@ def main() -> int:
         "models": rows,
         "untrained_architectures": untrained,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return 0
 
 
