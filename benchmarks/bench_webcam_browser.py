@@ -46,7 +46,13 @@ from fer_core.image_io import decode_image  # noqa: E402
 from fer_core.registry import ModelRegistry  # noqa: E402
 from tests.browser import launch_chromium, open_app, running_app  # noqa: E402
 from tests.conftest import compose_multi_face  # noqa: E402
-from tests.test_browser_webcam import COMPONENT_IFRAME, SUPPORT_DIR, only_loopback_network, read_stats, write_fake_camera  # noqa: E402
+from tests.test_browser_webcam import (  # noqa: E402
+    COMPONENT_IFRAME,
+    only_loopback_network,
+    read_stats,
+    webcam_server_env,
+    write_fake_camera,
+)
 from tests.test_video_processor import webcam_frame  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "webcam_browser.json"
@@ -81,14 +87,7 @@ def measure_scene(faces: int, seconds: float, workdir: Path, models_dir: Path) -
     stats_path = workdir / f"frames_{faces}.json"
     camera = workdir / f"camera_{faces}.y4m"
     write_fake_camera(camera, frame=scene_frame(faces))
-    env = {
-        "FER_MODELS_DIR": str(models_dir),
-        "FER_FRAME_STATS": str(stats_path),
-        "FER_TEST_LOOPBACK_ICE": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(SUPPORT_DIR), os.environ.get("PYTHONPATH")])),
-        "FER_ICE_SERVERS": "",
-    }
-    with running_app(env=env) as app, sync_playwright() as playwright:
+    with running_app(env=webcam_server_env(models_dir, stats_path)) as app, sync_playwright() as playwright:
         browser = launch_chromium(playwright, extra_args=[f"--use-file-for-fake-video-capture={camera}"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -88,17 +88,22 @@ def pixels_near(image: np.ndarray, color: tuple[int, int, int], tolerance: int =
     return np.abs(image[..., :3].astype(int) - np.asarray(color)).max(axis=2) <= tolerance
 
 
-@pytest.fixture
-def webcam_server(app_models_dir: Path, tmp_path: Path) -> Iterator[tuple[object, Path]]:
-    stats_path = tmp_path / "frames.json"
-    env = {
-        "FER_MODELS_DIR": str(app_models_dir),
+def webcam_server_env(models_dir: Path, stats_path: Path) -> dict[str, str]:
+    """The app server's environment for a loopback WebRTC stream whose frame counts are
+    written to `stats_path`, serving the models in `models_dir`."""
+    return {
+        "FER_MODELS_DIR": str(models_dir),
         "FER_FRAME_STATS": str(stats_path),
         "FER_TEST_LOOPBACK_ICE": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(SUPPORT_DIR), os.environ.get("PYTHONPATH")])),
         "FER_ICE_SERVERS": "",
     }
-    with running_app(env=env) as app:
+
+
+@pytest.fixture
+def webcam_server(app_models_dir: Path, tmp_path: Path) -> Iterator[tuple[object, Path]]:
+    stats_path = tmp_path / "frames.json"
+    with running_app(env=webcam_server_env(app_models_dir, stats_path)) as app:
         yield app, stats_path
 
 
