@@ -125,6 +125,15 @@ def test_a_face_lost_for_a_frame_keeps_its_id(recognizer, astronaut_rgb):
     assert back.track_id == 1 and back.missed == 0
 
 
+def grey_lower_face(region: np.ndarray, margin: int = 20) -> np.ndarray:
+    """The face region (the face box plus `margin` px each side) with the lower half of the face,
+    mouth included, painted grey."""
+    edited = region.copy()
+    height, width = region.shape[0] - 2 * margin, region.shape[1] - 2 * margin
+    edited[margin + height // 2 : margin + height, margin + width // 5 : margin + 4 * width // 5] = 128
+    return edited
+
+
 def flip_frame(recognizer: EmotionRecognizer, astronaut_rgb: np.ndarray) -> tuple[np.ndarray, str, str]:
     """A real frame whose face the model labels differently from the plain astronaut.
 
@@ -142,6 +151,7 @@ def flip_frame(recognizer: EmotionRecognizer, astronaut_rgb: np.ndarray) -> tupl
         lambda region: cv2.GaussianBlur(region, (0, 0), 6),
         lambda region: region[::-1].copy(),
         lambda region: np.clip(255 * (region / 255.0) ** 3, 0, 255).astype(np.uint8),
+        grey_lower_face,  # hides the smile: a well-trained model stops reading "happy"
     ]
     for edit in edits:
         edited = plain.copy()
