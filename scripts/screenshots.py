@@ -1,6 +1,6 @@
 """Take the README's screenshots of the real app in headless Chromium.
 
-    .venv/bin/python scripts/screenshots.py   # writes docs/upload.png
+    .venv/bin/python scripts/screenshots.py   # writes docs/upload.png and docs/live_webcam.png
 
 Uses the same browser helpers as the tests (tests/browser.py), so it needs the dev set-up.
 """
@@ -8,6 +8,8 @@ Uses the same browser helpers as the tests (tests/browser.py), so it needs the d
 from __future__ import annotations
 
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -15,7 +17,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
+import streamlit_webrtc  # noqa: E402,F401 (before TensorFlow: see ui/__init__.py)
+from fer_core.registry import ModelRegistry  # noqa: E402
 from tests.browser import launch_chromium, open_app, running_app  # noqa: E402
+from tests.test_browser_webcam import COMPONENT_IFRAME, read_stats, webcam_server_env, write_fake_camera  # noqa: E402
 
 
 def main() -> None:
@@ -39,5 +44,34 @@ def main() -> None:
             browser.close()
 
 
+
+def live_webcam() -> None:
+    """The Live webcam page streaming a fake camera (the astronaut) over loopback WebRTC."""
+    with tempfile.TemporaryDirectory() as scratch:
+        stats = Path(scratch) / "frames.json"
+        camera = write_fake_camera(Path(scratch) / "camera.y4m")
+        env = webcam_server_env(ModelRegistry().root, stats)
+        with running_app(env=env, timeout=300) as app, sync_playwright() as playwright:
+            browser = launch_chromium(playwright, extra_args=[f"--use-file-for-fake-video-capture={camera}"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                open_app(page, app.url)
+                page.get_by_test_id("stSidebarNav").get_by_role("link", name="Live webcam").click()
+                page.frame_locator(COMPONENT_IFRAME).get_by_role("button", name="Start").click(timeout=120_000)
+                deadline = time.monotonic() + 120
+                while read_stats(stats).get("analysed", 0) < 60:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the webcam stream did not start")
+                    time.sleep(0.5)
+                expect(page.get_by_text("Dominant emotion over time")).to_be_visible(timeout=60_000)
+                page.wait_for_timeout(4000)  # a few seconds of timeline
+                target = REPO_ROOT / "docs" / "live_webcam.png"
+                page.screenshot(path=str(target))
+                print(f"wrote {target}")
+            finally:
+                browser.close()
+
+
 if __name__ == "__main__":
     main()
+    live_webcam()

@@ -155,8 +155,8 @@ def render_live_panel(processor: FrameProcessor, playing: bool, signalling: bool
         if state.stats.error:
             st.error(f"Frames are shown unprocessed because processing failed: {state.stats.error}")
         fps, latency, faces = st.columns(3)
-        fps.metric("Stream", f"{state.stats.fps:.1f} fps")
-        latency.metric("Processing", f"{state.stats.latency_ms:.1f} ms")
+        fps.metric("Stream", f"{state.stats.fps:.0f} fps")  # short: wider values are cut off
+        latency.metric("Processing", f"{state.stats.latency_ms:.0f} ms")
         faces.metric("Faces", len(state.tracks))
         if state.stats.frames == 0:
             st.caption("Waiting for the first frame...")
