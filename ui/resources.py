@@ -38,7 +38,8 @@ def freeze_loaded_objects() -> None:
     runs a full `gc.collect()` twice, through `keras.backend.clear_session()` (TensorFlow imports
     keras) and `runner.postScriptGC`. With TensorFlow loaded each took ~230 ms holding the GIL,
     which starved the webcam's frame thread down to ~1 fps. Frozen, they take well under 1 ms;
-    objects made later (per run) are still collected as usual.
+    objects made later (per run) are still collected as usual. The price: a model later dropped
+    from the cache keeps its reference cycles (if any) until the process ends.
     """
     gc.collect()
     gc.freeze()
