@@ -44,12 +44,13 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 from benchmarks.common import machine_info, write_results  # noqa: E402
 from fer_core.image_io import decode_image  # noqa: E402
 from fer_core.registry import ModelRegistry  # noqa: E402
-from tests.browser import launch_chromium, open_app, running_app  # noqa: E402
+from tests.browser import launch_chromium, running_app  # noqa: E402
 from tests.conftest import compose_multi_face  # noqa: E402
 from tests.test_browser_webcam import (  # noqa: E402
-    COMPONENT_IFRAME,
     only_loopback_network,
     read_stats,
+    start_live_stream,
+    wait_for_stats,
     webcam_server_env,
     write_fake_camera,
 )
@@ -92,22 +93,15 @@ def measure_scene(faces: int, seconds: float, workdir: Path, models_dir: Path) -
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(180_000)
-            open_app(page, app.url, timeout_ms=180_000)
-            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Live webcam").click()
-            component = page.frame_locator(COMPONENT_IFRAME)
-            component.get_by_role("button", name="Start").click()
-            deadline = time.monotonic() + 180
-            while read_stats(stats_path).get("analysed", 0) < 10:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the stream never started:\n{app.log()}")
-                time.sleep(0.25)
+            component = start_live_stream(page, app, timeout=180)
+            wait_for_stats(stats_path, lambda stats: stats["analysed"] >= 10, 180, app)
             video = component.locator("video")
             while video.evaluate("v => v.videoWidth") == 0:
                 time.sleep(0.25)
             time.sleep(3.0)  # past the start (first frames, codec ramp-up)
 
-            # The browser counts frames in the background (the promise's result is parked on the
-            # component frame's window) while this thread collects the server's per-frame times.
+            # The browser counts frames in the background (its counters live on the component
+            # frame's window) while this thread collects the server's per-frame times.
             video.evaluate(START_WINDOW_JS)
             first = previous = read_stats(stats_path)
             times: list[float] = []
@@ -142,8 +136,8 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, nargs="+", default=[1, 3], choices=(1, 3), help="faces in the camera picture")
     args = parser.parse_args()
 
-    models_dir = ModelRegistry().root
-    model = ModelRegistry().default()
+    registry = ModelRegistry()
+    models_dir, model = registry.root, registry.default()
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="fer_bench_webcam_") as workdir:
         rows = [measure_scene(faces, args.seconds, Path(workdir), models_dir) for faces in args.scenes]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +19,7 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 import streamlit_webrtc  # noqa: E402,F401 (before TensorFlow: see ui/__init__.py)
 from fer_core.registry import ModelRegistry  # noqa: E402
 from tests.browser import launch_chromium, open_app, running_app  # noqa: E402
-from tests.test_browser_webcam import COMPONENT_IFRAME, read_stats, webcam_server_env, write_fake_camera  # noqa: E402
+from tests.test_browser_webcam import start_live_stream, wait_for_stats, webcam_server_env, write_fake_camera  # noqa: E402
 
 
 def main() -> None:
@@ -55,14 +54,8 @@ def live_webcam() -> None:
             browser = launch_chromium(playwright, extra_args=[f"--use-file-for-fake-video-capture={camera}"])
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 900})
-                open_app(page, app.url)
-                page.get_by_test_id("stSidebarNav").get_by_role("link", name="Live webcam").click()
-                page.frame_locator(COMPONENT_IFRAME).get_by_role("button", name="Start").click(timeout=120_000)
-                deadline = time.monotonic() + 120
-                while read_stats(stats).get("analysed", 0) < 60:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("the webcam stream did not start")
-                    time.sleep(0.5)
+                start_live_stream(page, app, timeout=120)
+                wait_for_stats(stats, lambda frames: frames["analysed"] >= 60, 120, app)
                 expect(page.get_by_text("Dominant emotion over time")).to_be_visible(timeout=60_000)
                 page.wait_for_timeout(4000)  # a few seconds of timeline
                 target = REPO_ROOT / "docs" / "live_webcam.png"

@@ -100,6 +100,17 @@ def webcam_server_env(models_dir: Path, stats_path: Path) -> dict[str, str]:
     }
 
 
+def start_live_stream(page, app, timeout: float = TIMEOUT_S):
+    """Open the Live webcam page through the app's navigation, as a visitor does (the app's
+    sidebar runs first), and click Start; returns the streamer component's frame locator."""
+    open_app(page, app.url, timeout_ms=timeout * 1000)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Live webcam").click()
+    expect(page.get_by_role("heading", name="Live webcam")).to_be_visible(timeout=timeout * 1000)
+    component = page.frame_locator(COMPONENT_IFRAME)
+    component.get_by_role("button", name="Start").click(timeout=timeout * 1000)
+    return component
+
+
 @pytest.fixture
 def webcam_server(app_models_dir: Path, tmp_path: Path) -> Iterator[tuple[object, Path]]:
     stats_path = tmp_path / "frames.json"
@@ -116,12 +127,7 @@ def test_live_stream_is_processed_and_overlaid(webcam_server, tmp_path: Path) ->
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT_S * 1000)  # every locator waits as long as the test does
         try:
-            # through the app's navigation, as a visitor does (the app's sidebar runs first)
-            open_app(page, app.url, timeout_ms=TIMEOUT_S * 1000)
-            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Live webcam").click()
-            expect(page.get_by_role("heading", name="Live webcam")).to_be_visible(timeout=TIMEOUT_S * 1000)
-            component = page.frame_locator(COMPONENT_IFRAME)
-            component.get_by_role("button", name="Start").click(timeout=TIMEOUT_S * 1000)
+            component = start_live_stream(page, app)
 
             # the model really runs on the stream's frames
             stats = wait_for_stats(stats_path, lambda s: s["analysed"] >= 10 and s["tracks"], TIMEOUT_S, app)
