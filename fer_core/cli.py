@@ -35,6 +35,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--val-usage", default="PublicTest", help="CSV Usage value(s) for validation")
     parser.add_argument("--limit", type=int, help="use only N training images (quick experiments)")
     parser.add_argument("--weights", help="pretrained base weights file (mobilenet_transfer); never downloaded")
+    parser.add_argument("--init-from", help="start from this model's weights (model folder or .keras): fine-tuning")
+    parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (e.g. 0.2); 0 turns it off")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-finalize", action="store_true", help="skip writing model.keras/card/evaluation at the end")
@@ -62,6 +64,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         val_usage=[usage.strip() for usage in args.val_usage.split(",")],
         limit=args.limit,
         weights=args.weights,
+        init_from=args.init_from,
+        mixup=args.mixup,
         seed=args.seed,
     )
     result = train(config, resume=args.resume)

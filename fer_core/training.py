@@ -27,7 +27,7 @@ import numpy as np
 
 from fer_core import zoo
 from fer_core.data import FaceDataset, load_dataset
-from fer_core.errors import FerError
+from fer_core.errors import FerError, ModelError
 from fer_core.pipeline import AugmentConfig, make_dataset
 
 CHECKPOINT_DIR = "checkpoints"  # git-ignored: latest and best checkpoints, resume state
@@ -59,6 +59,8 @@ class TrainConfig:
     val_fraction: float = 0.1  # held out of the training data when no val_data is given
     limit: int | None = None  # use only the first N training images (smoke tests)
     weights: str | None = None  # pretrained base weights file (mobilenet_transfer)
+    init_from: str | None = None  # start from this model's weights (model folder or .keras): fine-tuning
+    mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 turns it off
     seed: int = 1337
 
     def resolved(self) -> "TrainConfig":
@@ -124,6 +126,31 @@ def learning_rate_at(step: int, config: TrainConfig, steps_per_epoch: int) -> fl
         return peak * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / (total - warmup))
     return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def load_initial_weights(model: keras.Model, source: str | os.PathLike) -> None:
+    """Copy the weights of a saved model of the same architecture into `model` (a fine-tune start).
+
+    `source` is a model folder (its model.keras) or a .keras file; only weights are taken, so the
+    new run gets a fresh optimizer and its own schedule.
+    """
+    path = Path(source)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise ModelError(f"{source}: no model to start from (expected a model folder or a .keras file)")
+    try:
+        trained = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise ModelError(f"{path}: cannot be read as a Keras model ({type(error).__name__}: {error})") from None
+    ours = [tuple(weight.shape) for weight in model.weights]
+    theirs = [tuple(weight.shape) for weight in trained.weights]
+    if ours != theirs:
+        raise ModelError(
+            f"{path}: its weights do not fit {model.name} ({len(theirs)} tensors vs {len(ours)}; "
+            "--init-from needs a model of the same architecture)"
+        )
+    model.set_weights(trained.get_weights())
 
 
 def _make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -281,7 +308,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | None = None)
         )
         train_data = make_dataset(
             train_set.images, train_set.labels, spec.input_size, config.batch_size, training=True,
-            augment=AugmentConfig() if config.augment else None, seed=config.seed,
+            augment=AugmentConfig() if config.augment else None, seed=config.seed, mixup_alpha=config.mixup,
         )
         val_data = make_dataset(val_set.images, val_set.labels, spec.input_size, 256, training=False)
         steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
@@ -294,6 +321,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | None = None)
             (run_dir / "history.csv").unlink(missing_ok=True)
             kwargs = {"weights": config.weights} if config.weights else {}
             model = zoo.create_model(config.architecture, **kwargs)
+            if config.init_from:
+                load_initial_weights(model, config.init_from)
             optimizer = _make_optimizer(config)
             _exclude_norms_and_biases(optimizer)
             model.compile(

@@ -26,6 +26,7 @@ from fer_core.training import (
     STATE_FILE,
     TrainConfig,
     learning_rate_at,
+    load_initial_weights,
     load_training_data,
     read_history,
 )
@@ -128,6 +129,42 @@ def test_training_into_an_existing_run_or_resuming_nothing_fails_clearly(tiny_ru
     assert "empty_run: nothing to resume" in capsys.readouterr().err
     assert cli.main(["finalize", "--run", str(tmp_path)]) == 2
     assert "not a training run (needs train_config.json" in capsys.readouterr().err
+
+
+def test_fine_tuning_starts_from_the_given_weights_with_mixup(tiny_run, tmp_path: Path):
+    """--init-from copies a trained model's weights into the new run (not the optimizer), and the
+    run records where it started and its mixup."""
+    import keras
+
+    from fer_core import zoo
+
+    source = tiny_run["run"] / BEST_FILE
+    fresh = zoo.create_model("resnet_fer_small")
+    load_initial_weights(fresh, source)
+    trained = keras.saving.load_model(source, compile=False)
+    for ours, theirs in zip(fresh.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+    paths = {**tiny_run, "run": tmp_path / "fine_tuned"}
+    args = train_args(paths, epochs=1) + ["--init-from", str(source), "--mixup", "0.2", "--no-finalize"]
+    assert cli.main(args) == 0
+    config = json.loads((paths["run"] / CONFIG_FILE).read_text())
+    assert config["init_from"] == str(source) and config["mixup"] == 0.2
+    assert len(read_history(paths["run"] / "history.csv")) == 1
+
+
+def test_fine_tuning_from_another_architecture_or_a_non_model_fails_clearly(tiny_run, tmp_path: Path, capsys):
+    paths = {**tiny_run, "run": tmp_path / "wrong"}
+    args = train_args(paths, epochs=1)
+    args[args.index("resnet_fer_small")] = "tiny_cnn32"
+    assert cli.main(args + ["--init-from", str(tiny_run["run"] / BEST_FILE)]) == 2
+    assert "its weights do not fit tiny_cnn32" in capsys.readouterr().err
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a zip archive")
+    assert cli.main(train_args({**paths, "run": tmp_path / "junk_run"}, epochs=1) + ["--init-from", str(junk)]) == 2
+    assert "junk.keras: cannot be read as a Keras model" in capsys.readouterr().err
+    assert cli.main(train_args({**paths, "run": tmp_path / "none_run"}, epochs=1) + ["--init-from", str(tmp_path)]) == 2
+    assert "no model to start from" in capsys.readouterr().err
 
 
 # --- pieces of the training set-up that need no training -----------------------------------------
