@@ -28,7 +28,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +98,7 @@ def bench_ours(model_dir: Path, repeats: int) -> dict:
     results = {"backend": classifier.backend, "input_size": classifier.input_size}
     for batch in (1, 32):
         faces = face_batch(classifier.input_size, batch)
-        timing = time_calls(lambda: classifier.predict_faces(faces), repeats if batch == 1 else max(10, repeats // 10))
+        timing = time_calls(lambda faces=faces: classifier.predict_faces(faces), repeats if batch == 1 else max(10, repeats // 10))
         timing["faces_per_s"] = batch / (timing["median_ms"] / 1e3)
         results[f"batch_{batch}"] = timing
     return results
@@ -112,7 +112,7 @@ def bench_detectors(frames: int) -> dict:
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's move-to-LiteRT notice
             detector = create_detector(name)
         faces = len(detector.detect(frame, DetectorSettings()))
-        timing = time_calls(lambda: detector.detect(frame, DetectorSettings()), frames, warmup=3)
+        timing = time_calls(lambda detector=detector: detector.detect(frame, DetectorSettings()), frames, warmup=3)
         timing["faces_found"] = faces
         results[name] = timing
     return results
@@ -169,7 +169,7 @@ def bench_fer(folder: Path, repeats: int) -> dict:
     for batch_size in (1, 32):
         # fer preprocesses inside its detect_emotions, so the timing includes it, as ours does
         faces = face_batch(64, batch_size)
-        timing = time_calls(lambda: fer_tflite(fer_preprocess(faces)), repeats if batch_size == 1 else max(10, repeats // 10))
+        timing = time_calls(lambda faces=faces: fer_tflite(fer_preprocess(faces)), repeats if batch_size == 1 else max(10, repeats // 10))
         timing["faces_per_s"] = batch_size / (timing["median_ms"] / 1e3)
         tflite[f"batch_{batch_size}"] = timing
     results["tflite"] = tflite
@@ -178,7 +178,7 @@ def bench_fer(folder: Path, repeats: int) -> dict:
         import keras
 
         model = keras.saving.load_model(folder / "emotion_model.hdf5", compile=False)
-    except Exception as error:  # a legacy file Keras 3 may refuse: report it, keep the rest
+    except Exception as error:  # noqa: BLE001 - a legacy file Keras 3 may refuse: report it, keep the rest
         results["hdf5"] = {"error": f"{type(error).__name__}: {error}"}
         return results
     hdf5: dict = {}
@@ -186,7 +186,7 @@ def bench_fer(folder: Path, repeats: int) -> dict:
         faces = face_batch(64, batch_size)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Keras 3 notes the legacy file's input naming
-            timing = time_calls(lambda: model(fer_preprocess(faces)), max(10, repeats // 10), warmup=3)
+            timing = time_calls(lambda faces=faces: model(fer_preprocess(faces)), max(10, repeats // 10), warmup=3)
         timing["faces_per_s"] = batch_size / (timing["median_ms"] / 1e3)
         hdf5[f"batch_{batch_size}"] = timing
     results["hdf5"] = hdf5
@@ -249,7 +249,7 @@ def main() -> int:
     model = registry.get(args.model) if args.model else registry.default()
     fer_folder, peer_note = find_fer_data(args.fer_data)
     report = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": model.name,
         "model_path": str(model.path),
         "ours": bench_ours(model.path, args.repeats),

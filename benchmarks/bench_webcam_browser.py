@@ -37,8 +37,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-import streamlit_webrtc  # noqa: E402,F401 (before TensorFlow: see ui/__init__.py)
 import numpy as np  # noqa: E402
+import streamlit_webrtc  # noqa: E402,F401 (before TensorFlow: see ui/__init__.py)
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from benchmarks.common import machine_info, write_results  # noqa: E402

@@ -18,7 +18,7 @@ import json
 import os
 import statistics
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -156,7 +156,7 @@ def main() -> int:
             return 2
     print_table(rows, untrained)
     result = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "models_dir": str(registry.root),
         "models": rows,
         "untrained_architectures": untrained,

@@ -39,7 +39,7 @@ class FaceDataset:
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=NUM_CLASSES)
-        return {name: int(count) for name, count in zip(CLASSES, counts)}
+        return {name: int(count) for name, count in zip(CLASSES, counts, strict=True)}
 
 
 def is_fer_csv(path: str | os.PathLike) -> bool:

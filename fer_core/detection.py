@@ -81,7 +81,7 @@ def weighted_nms(corners: np.ndarray, scores: np.ndarray, iou_threshold: float =
 
 def _to_detections(corners: np.ndarray, scores: np.ndarray, width: int, height: int, settings: DetectorSettings) -> list[Detection]:
     found = []
-    for (x0, y0, x1, y1), score in zip(corners, scores):
+    for (x0, y0, x1, y1), score in zip(corners, scores, strict=True):
         x0, y0 = max(0.0, float(x0)), max(0.0, float(y0))
         x1, y1 = min(float(width), float(x1)), min(float(height), float(y1))
         box = Box(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
@@ -191,7 +191,7 @@ class HaarDetector:
         self._path = str(Path(cascade_dir) / "haarcascade_frontalface_default.xml")
         self._local = threading.local()  # CascadeClassifier is not thread-safe: one per thread
 
-    def _cascade(self) -> "cv2.CascadeClassifier":
+    def _cascade(self) -> cv2.CascadeClassifier:
         if not hasattr(self._local, "cascade"):
             self._local.cascade = cv2.CascadeClassifier(self._path)
         return self._local.cascade

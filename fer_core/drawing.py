@@ -88,7 +88,7 @@ def draw_probability_bars(image: np.ndarray, face: FaceOverlay, scale: float | N
     overlay_region = image[y : y + height, x : x + total_width]
     overlay_region[:] = (overlay_region * 0.45).astype(image.dtype)  # darken for contrast
     font_scale = 0.32 * scale
-    for index, (name, probability) in enumerate(zip(face.classes, face.probabilities)):
+    for index, (name, probability) in enumerate(zip(face.classes, face.probabilities, strict=True)):
         top = y + index * row
         color = CLASS_COLORS_RGB.get(name, (255, 255, 255))
         cv2.putText(image, name[:3], (x + 2, top + row - 2), FONT, font_scale, (255, 255, 255), 1, cv2.LINE_AA)

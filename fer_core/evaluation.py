@@ -45,7 +45,7 @@ class EvaluationReport:
         return path
 
     @classmethod
-    def read_json(cls, path: str | os.PathLike) -> "EvaluationReport":
+    def read_json(cls, path: str | os.PathLike) -> EvaluationReport:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
         known = {item.name for item in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in raw.items() if key in known})
@@ -74,7 +74,7 @@ def report_from_predictions(y_true: np.ndarray, y_pred: np.ndarray, **info) -> E
     present = (support > 0) | np.isin(labels, y_pred)
     per_class = {
         name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-        for name, p, r, f, s in zip(CLASSES, precision, recall, f1, support)
+        for name, p, r, f, s in zip(CLASSES, precision, recall, f1, support, strict=True)
     }
     return EvaluationReport(
         accuracy=float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,

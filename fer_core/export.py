@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
@@ -102,7 +102,7 @@ def finalize_run(run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = ("none
         architecture=config.architecture,
         input_size=spec.input_size,
         parameters=int(model.count_params()),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         train_data=config.train_data,
         val_data=val_set.source,
         train_images=int(state.get("train_images") or _count_training_images(config)),

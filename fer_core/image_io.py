@@ -108,7 +108,7 @@ def decode_image(source: bytes | str | os.PathLike, name: str | None = None) -> 
         notes.append(f"animated image with {frames} frames: only the first frame is analysed")
     try:
         upright = ImageOps.exif_transpose(image)
-    except Exception:  # a malformed EXIF block must not lose the picture
+    except Exception:  # noqa: BLE001 - a malformed EXIF block must not lose the picture
         upright = image
         notes.append("EXIF orientation could not be read and was ignored")
     original_size = upright.size

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.classes import TopLabelMixin
 from fer_core.card import KERAS_FILE, TFLITE_FILE, ModelCard, read_card
+from fer_core.classes import TopLabelMixin
 from fer_core.detection import DetectorSettings, FaceDetector
 from fer_core.errors import ModelError
 from fer_core.evaluation import predict_with_tta
@@ -46,7 +46,7 @@ class FacePrediction(TopLabelMixin):
             "emotion": self.label,
             "confidence": round(self.confidence, 4),
         }
-        row.update({name: round(float(p), 4) for name, p in zip(self.classes, self.probabilities)})
+        row.update({name: round(float(p), 4) for name, p in zip(self.classes, self.probabilities, strict=True)})
         return row
 
 
@@ -107,7 +107,7 @@ class EmotionClassifier:
 
         try:
             self._keras = keras.saving.load_model(path, compile=False)
-        except Exception as error:  # Keras raises many types for a bad file
+        except Exception as error:  # noqa: BLE001 - Keras raises many types for a bad file
             raise ModelError(f"{path}: cannot be loaded as a Keras model ({type(error).__name__}: {error})") from None
         self._check_shape(path, tuple(self._keras.input_shape))
         self._compiled = tf.function(lambda x: self._keras(x, training=False), reduce_retracing=True)
@@ -180,7 +180,7 @@ class EmotionRecognizer:
         classified = time.perf_counter()
         faces = [
             FacePrediction(index, detection.box, detection.score, probs, self.classifier.classes, crop)
-            for index, (detection, probs, crop) in enumerate(zip(detections, probabilities, crops), start=1)
+            for index, (detection, probs, crop) in enumerate(zip(detections, probabilities, crops, strict=True), start=1)
         ]
         return ImageResult(
             faces,

@@ -33,7 +33,7 @@ class Box:
     def as_tuple(self) -> tuple[int, int, int, int]:
         return (self.x, self.y, self.width, self.height)
 
-    def iou(self, other: "Box") -> float:
+    def iou(self, other: Box) -> float:
         left, top = max(self.x, other.x), max(self.y, other.y)
         right = min(self.x + self.width, other.x + other.width)
         bottom = min(self.y + self.height, other.y + other.height)

@@ -63,7 +63,7 @@ class TrainConfig:
     mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 turns it off
     seed: int = 1337
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         spec = zoo.get_spec(self.architecture)
         return dataclasses.replace(
             self,

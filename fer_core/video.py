@@ -273,7 +273,7 @@ class FrameProcessor:
         for index, detection in enumerate(detections):
             self._batch[index] = classifier.prepare_face(gray, detection.box)
         probabilities = classifier.predict_faces(self._batch[: len(detections)]) if detections else []
-        tracks = self._tracker.update([Observation(d.box, p) for d, p in zip(detections, probabilities)])
+        tracks = self._tracker.update([Observation(d.box, p) for d, p in zip(detections, probabilities, strict=True)])
         visible = [track for track in tracks if track.missed <= settings.hold_frames]
         self._overlays = [FaceOverlay(track.track_id, track.box, track.probabilities, track.classes) for track in visible]
         self._counts = replace(

@@ -104,7 +104,7 @@ def _resnet(num_classes: int, input_size: int, widths: tuple[int, ...], blocks: 
     inputs = _inputs(input_size)
     # A stride-2 stem: full-resolution layers dominate CPU cost, and 48x48 faces lose little at 24x24.
     x = _conv_bn_relu(inputs, widths[0], 3, strides=2, name="stem")
-    for stage, (width, count) in enumerate(zip(widths, blocks)):
+    for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
         for index in range(count):
             strides = 2 if (stage > 0 and index == 0) else 1
             x = _residual_block(x, width, strides, name=f"stage{stage + 1}_block{index + 1}")

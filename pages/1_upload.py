@@ -17,6 +17,6 @@ if not items:
     st.stop()
 
 analyses = [upload_view.analyze(item, choices) for item in items]
-for item, analysis in zip(items, analyses):
+for item, analysis in zip(items, analyses, strict=True):
     upload_view.render_analysis(item, analysis, choices)
 upload_view.render_results_table(analyses)

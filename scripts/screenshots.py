@@ -14,9 +14,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+import streamlit_webrtc  # noqa: E402,F401 (before TensorFlow: see ui/__init__.py)
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-import streamlit_webrtc  # noqa: E402,F401 (before TensorFlow: see ui/__init__.py)
 from fer_core.registry import ModelRegistry  # noqa: E402
 from tests.browser import launch_chromium, open_app, running_app  # noqa: E402
 from tests.test_browser_webcam import start_live_stream, wait_for_stats, webcam_server_env, write_fake_camera  # noqa: E402

@@ -113,7 +113,7 @@ def test_image_folder_loads_classes_from_folder_names(tmp_path: Path, make_image
     assert dataset.class_counts() == {name: 3 for name in CLASSES}
     assert dataset.skipped == 0 and dataset.source == str(root)
     paths, labels = list_image_folder(root)
-    assert all(CLASSES[label] == path.parent.name for path, label in zip(paths, labels))
+    assert all(CLASSES[label] == path.parent.name for path, label in zip(paths, labels, strict=True))
 
 
 def test_image_folder_may_hold_a_subset_of_classes_in_any_case(tmp_path: Path):

@@ -52,7 +52,7 @@ def test_three_faces_in_reading_order(detector, multi_face):
     image, expected = multi_face
     found = detector.detect(image, DetectorSettings())
     assert len(found) == 3
-    for detection, (center_x, center_y, side) in zip(found, expected):
+    for detection, (center_x, center_y, side) in zip(found, expected, strict=True):
         box = detection.box
         assert abs(box.x + box.width / 2 - center_x) < 0.25 * side
         assert abs(box.y + box.height / 2 - center_y) < 0.25 * side
@@ -91,7 +91,7 @@ def test_small_faces_in_a_large_photo_are_found_by_tiling(blazeface_detector, as
         canvas.paste(face, spot)
     found = blazeface_detector.detect(np.asarray(canvas), DetectorSettings())
     assert len(found) == 3
-    for (left, top), detection in zip(spots, found):
+    for (left, top), detection in zip(spots, found, strict=True):
         box = detection.box
         assert left < box.x + box.width / 2 < left + 160 and top < box.y + box.height / 2 < top + 170
 

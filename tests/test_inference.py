@@ -100,7 +100,7 @@ def test_one_classifier_serves_several_threads(tiny_classifier: EmotionClassifie
     expected = [tiny_classifier.predict_faces(batch) for batch in batches]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(tiny_classifier.predict_faces, batches))
-    for got, want in zip(results, expected):
+    for got, want in zip(results, expected, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 

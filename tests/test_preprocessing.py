@@ -11,7 +11,6 @@ from PIL import Image
 from fer_core.image_io import decode_image
 from fer_core.preprocessing import Box, crop_face, resize_gray, scale_pixels, square_with_margin, to_gray
 
-
 # --- Box ------------------------------------------------------------------------------------------
 
 

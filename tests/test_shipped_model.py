@@ -41,7 +41,7 @@ def test_astronaut_is_one_happy_face(shipped_classifier, blazeface_detector, ast
     result = EmotionRecognizer(blazeface_detector, shipped_classifier).analyze(astronaut_rgb, DetectorSettings())
     assert len(result.faces) == 1
     face = result.faces[0]
-    top = ", ".join(f"{name} {p:.2f}" for name, p in sorted(zip(face.classes, face.probabilities), key=lambda x: -x[1])[:3])
+    top = ", ".join(f"{name} {p:.2f}" for name, p in sorted(zip(face.classes, face.probabilities, strict=True), key=lambda x: -x[1])[:3])
     assert face.label == "happy", f"astronaut.png read as {top}"
 
 

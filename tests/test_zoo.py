@@ -56,7 +56,7 @@ def test_architecture_builds_predicts_and_trains_one_step(name: str):
     loss = float(np.ravel(model.train_on_batch(images, labels))[0])
     assert np.isfinite(loss) and loss > 0
     after = model.get_weights()
-    assert any(not np.array_equal(old, new) for old, new in zip(before, after)), "the step changed no weight"
+    assert any(not np.array_equal(old, new) for old, new in zip(before, after, strict=True)), "the step changed no weight"
 
 
 def test_spec_describes_itself_without_the_builder():

@@ -200,7 +200,7 @@ def render_snapshot(processor: FrameProcessor, playing: bool) -> None:
     st.markdown(f"**Snapshot {taken}** ({snapshot.model_name}): set the true emotion of each face, then send them to the dataset.")
     columns = st.columns(max(4, len(snapshot.faces)))
     labels = []
-    for column, face in zip(columns, snapshot.faces):
+    for column, face in zip(columns, snapshot.faces, strict=False):  # at least 4 columns, so a few faces stay small
         with column:
             st.image(face.face_rgb, caption=f"#{face.track_id} {face.label} {face.confidence:.0%}", width=120)
             labels.append(
@@ -214,7 +214,7 @@ def render_snapshot(processor: FrameProcessor, playing: bool) -> None:
     if st.button("Send to the custom dataset", icon=":material/add_photo_alternate:", key="webcam_snapshot_send"):
         source = f"webcam-{time.strftime('%Y%m%d-%H%M%S', time.localtime(snapshot.taken_at))}"
         digest = content_digest(snapshot.frame_rgb.tobytes())
-        for face, label in zip(snapshot.faces, labels):
+        for face, label in zip(snapshot.faces, labels, strict=True):
             add_to_inbox(
                 InboxFace(
                     label=label,
