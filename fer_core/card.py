@@ -44,7 +44,8 @@ class ModelCard:
     train_images: int = 0
     val_images: int = 0
     epochs_trained: int = 0
-    best_epoch: int = 0
+    best_epoch: int = 0  # the epoch whose weights these are
+    checkpoint: str = "best"  # how that epoch was chosen: "best" single-pass val accuracy, or "last"
     seconds_per_epoch: float = 0.0
     training_config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)

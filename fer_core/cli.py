@@ -84,12 +84,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_finalize(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("finalize", help="turn a (stopped) training run into a model folder")
     parser.add_argument("--run", required=True, help="the run folder given to train --out")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                        help="best: the epoch with the best val accuracy (default); last: the final epoch")
 
 
 def _cmd_finalize(args: argparse.Namespace) -> int:
     from fer_core.export import finalize_run
 
-    card = finalize_run(args.run)
+    card = finalize_run(args.run, checkpoint=args.checkpoint)
     print(json.dumps(card.metrics, indent=2))
     return 0
 

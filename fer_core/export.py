@@ -77,18 +77,37 @@ def _count_training_images(config: TrainConfig) -> int:
     return len(load_training_data(config)[0])
 
 
-def finalize_run(run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = ("none", "flip", "tencrop")) -> ModelCard:
-    """Write model.keras, model.tflite, evaluation.json and card.json into `run_dir`."""
+CHECKPOINTS = ("best", "last")
+
+
+def finalize_run(
+    run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = ("none", "flip", "tencrop"), checkpoint: str = "best"
+) -> ModelCard:
+    """Write model.keras, model.tflite, evaluation.json and card.json into `run_dir`.
+
+    `checkpoint` "best" takes the epoch with the best single-pass val accuracy; "last" the final
+    epoch (at the end of a cosine schedule, often as good or better once test-time augmentation
+    is used, and chosen on val the same way).
+    """
+    if checkpoint not in CHECKPOINTS:
+        raise FerError(f"unknown checkpoint {checkpoint!r}; use best or last")
     from fer_core.inference import EmotionClassifier
 
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
-    source = run_dir / BEST_FILE if (run_dir / BEST_FILE).is_file() else run_dir / CHECKPOINT_FILE
+    if checkpoint == "best" and (run_dir / BEST_FILE).is_file():
+        source = run_dir / BEST_FILE
+    else:
+        source, checkpoint = run_dir / CHECKPOINT_FILE, "last"
     if not config_path.is_file() or not source.is_file():
         raise FerError(f"{run_dir}: not a training run (needs {CONFIG_FILE} and {BEST_FILE})")
     config = TrainConfig(**json.loads(config_path.read_text(encoding="utf-8")))
     state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
     spec = zoo.get_spec(config.architecture)
+    notes = spec.description
+    if config.init_from:
+        origin = f" (model.keras sha256 {config.init_sha256[:12]})" if config.init_sha256 else ""
+        notes = f"{notes}. Fine-tuned from {config.init_from}{origin}"
 
     trained = keras.saving.load_model(source, compile=False)
     model = to_float32(trained, config.architecture)
@@ -108,10 +127,11 @@ def finalize_run(run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = ("none
         train_images=int(state.get("train_images") or _count_training_images(config)),
         val_images=len(val_set),
         epochs_trained=int(state["epochs_done"]),
-        best_epoch=int(state["best_epoch"]),
+        best_epoch=int(state["best_epoch"] if checkpoint == "best" else state["epochs_done"]),
+        checkpoint=checkpoint,
         seconds_per_epoch=float(np.median([row["seconds"] for row in history])) if history else 0.0,
         training_config=dataclasses.asdict(config),
-        notes=spec.description,
+        notes=notes,
     )
     # Evaluate the served (quantized TFLite) path, and the float Keras model for comparison.
     # The card is written once, complete, at the end: readers never see one without metrics.

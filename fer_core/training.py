@@ -26,6 +26,7 @@ import keras
 import numpy as np
 
 from fer_core import zoo
+from fer_core.card import sha256_of
 from fer_core.data import FaceDataset, load_dataset
 from fer_core.errors import FerError, ModelError
 from fer_core.pipeline import AugmentConfig, make_dataset
@@ -60,6 +61,7 @@ class TrainConfig:
     limit: int | None = None  # use only the first N training images (smoke tests)
     weights: str | None = None  # pretrained base weights file (mobilenet_transfer)
     init_from: str | None = None  # start from this model's weights (model folder or .keras): fine-tuning
+    init_sha256: str | None = None  # filled in by train(): which file init_from was when the run began
     mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 turns it off
     seed: int = 1337
 
@@ -128,11 +130,12 @@ def learning_rate_at(step: int, config: TrainConfig, steps_per_epoch: int) -> fl
     return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def load_initial_weights(model: keras.Model, source: str | os.PathLike) -> None:
+def load_initial_weights(model: keras.Model, source: str | os.PathLike) -> str:
     """Copy the weights of a saved model of the same architecture into `model` (a fine-tune start).
 
     `source` is a model folder (its model.keras) or a .keras file; only weights are taken, so the
-    new run gets a fresh optimizer and its own schedule.
+    new run gets a fresh optimizer and its own schedule. Returns the sha256 of the file read, so
+    the run records which model it grew from even after that folder is replaced.
     """
     path = Path(source)
     if path.is_dir():
@@ -151,6 +154,7 @@ def load_initial_weights(model: keras.Model, source: str | os.PathLike) -> None:
             "--init-from needs a model of the same architecture)"
         )
     model.set_weights(trained.get_weights())
+    return sha256_of(path)
 
 
 def _make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -322,7 +326,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | None = None)
             kwargs = {"weights": config.weights} if config.weights else {}
             model = zoo.create_model(config.architecture, **kwargs)
             if config.init_from:
-                load_initial_weights(model, config.init_from)
+                config = dataclasses.replace(config, init_sha256=load_initial_weights(model, config.init_from))
+                _write_json(run_dir / CONFIG_FILE, dataclasses.asdict(config))
             optimizer = _make_optimizer(config)
             _exclude_norms_and_biases(optimizer)
             model.compile(

@@ -81,7 +81,7 @@ def test_finalize_writes_a_servable_model_folder(tiny_run, capsys):
     for name in (KERAS_FILE, TFLITE_FILE, CARD_FILE, EVALUATION_FILE):
         assert (run / name).is_file(), f"{name} missing after finalize"
     card = read_card(run)
-    assert card.architecture == "resnet_fer_small" and card.input_size == 48
+    assert card.architecture == "resnet_fer_small" and card.input_size == 48 and card.checkpoint == "best"
     assert (card.train_images, card.val_images, card.epochs_trained, card.best_epoch) == (70, 14, 1, 1)
     assert card.parameters > 0 and card.seconds_per_epoch > 0 and card.created
     assert card.sha256 == {KERAS_FILE: sha256_of(run / KERAS_FILE), TFLITE_FILE: sha256_of(run / TFLITE_FILE)}
@@ -150,7 +150,13 @@ def test_fine_tuning_starts_from_the_given_weights_with_mixup(tiny_run, tmp_path
     assert cli.main(args) == 0
     config = json.loads((paths["run"] / CONFIG_FILE).read_text())
     assert config["init_from"] == str(source) and config["mixup"] == 0.2
+    assert config["init_sha256"] == sha256_of(source)  # which file it was, even if the folder is replaced later
     assert len(read_history(paths["run"] / "history.csv")) == 1
+
+    assert cli.main(["finalize", "--run", str(paths["run"]), "--checkpoint", "last"]) == 0
+    card = read_card(paths["run"])
+    assert card.checkpoint == "last" and card.best_epoch == card.epochs_trained == 1
+    assert f"Fine-tuned from {source} (model.keras sha256 {sha256_of(source)[:12]})" in card.notes
 
 
 def test_fine_tuning_from_another_architecture_or_a_non_model_fails_clearly(tiny_run, tmp_path: Path, capsys):
