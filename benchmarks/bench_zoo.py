@@ -139,7 +139,7 @@ def main() -> int:
     parser.add_argument("--models", type=Path, help="models folder (default: the registry's, honouring FER_MODELS_DIR)")
     parser.add_argument("--evaluate", metavar="DATA", help="re-evaluate every model on this image folder or CSV")
     parser.add_argument("--usage", help="CSV Usage value(s) for --evaluate, e.g. PrivateTest")
-    parser.add_argument("--tta", choices=("none", "flip", "tencrop"), default="none")
+    parser.add_argument("--tta", choices=("none", "flip", "tencrop", "multicrop"), default="none")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 

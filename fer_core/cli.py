@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from fer_core.evaluation import TTA_MODES
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -101,7 +103,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", help="model folder (default: the registry's default model)")
     parser.add_argument("--data", required=True, help="image-folder root <root>/<class>/* or FER2013 CSV")
     parser.add_argument("--usage", help="CSV Usage value(s), comma-separated, e.g. PrivateTest")
-    parser.add_argument("--tta", choices=("auto", "none", "flip", "tencrop"), default="auto",
+    parser.add_argument("--tta", choices=("auto", *TTA_MODES), default="auto",
                         help="test-time augmentation; auto: the one the card found best on validation")
     parser.add_argument("--keras", action="store_true", help="evaluate model.keras instead of the TFLite export")
     parser.add_argument("--json", dest="json_path", help="write the report to this JSON file")

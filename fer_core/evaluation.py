@@ -19,7 +19,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from fer_core.classes import CLASSES, NUM_CLASSES
 from fer_core.data import FaceDataset
 
-TTA_MODES = ("none", "flip", "tencrop")
+TTA_MODES = ("none", "flip", "tencrop", "multicrop")
 
 
 @dataclass
@@ -91,12 +91,15 @@ def tta_views(faces: np.ndarray, mode: str, crop_fraction: float = 0.9) -> np.nd
     """Views of (N, S, S) uint8 faces for test-time augmentation, shaped (V, N, S, S).
 
     flip: original + mirror. tencrop: four corner crops and the centre crop (resized back to S)
-    and their mirrors, the classic ten-crop at 90% of the side.
+    and their mirrors, the classic ten-crop at 90% of the side. multicrop: flip's two views and
+    tencrop's ten (12): the whole face as well as its crops, for the bigger faces.
     """
     if mode == "none":
         return faces[np.newaxis]
     if mode == "flip":
         return np.stack([faces, faces[:, :, ::-1]])
+    if mode == "multicrop":
+        return np.concatenate([tta_views(faces, "flip", crop_fraction), tta_views(faces, "tencrop", crop_fraction)])
     if mode != "tencrop":
         raise ValueError(f"unknown TTA mode {mode!r}; use one of {', '.join(TTA_MODES)}")
     import cv2

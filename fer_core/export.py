@@ -30,7 +30,7 @@ from fer_core.card import (
 )
 from fer_core.data import list_image_folder
 from fer_core.errors import FerError
-from fer_core.evaluation import evaluate
+from fer_core.evaluation import TTA_MODES, evaluate
 from fer_core.training import (
     BEST_FILE,
     CHECKPOINT_FILE,
@@ -81,7 +81,7 @@ CHECKPOINTS = ("best", "last")
 
 
 def finalize_run(
-    run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = ("none", "flip", "tencrop"), checkpoint: str = "best"
+    run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = TTA_MODES, checkpoint: str = "best"
 ) -> ModelCard:
     """Write model.keras, model.tflite, evaluation.json and card.json into `run_dir`.
 

@@ -130,7 +130,7 @@ class EmotionClassifier:
     def predict_faces(self, faces: np.ndarray, tta: str = "none") -> np.ndarray:
         """Probabilities (N, 7) for uint8 grayscale faces (N, S, S) already at the input size.
 
-        tta: "none" (one pass: the live-video path), "flip", "tencrop", or "auto" for `best_tta`."""
+        tta: "none" (one pass: the live-video path), "flip", "tencrop", "multicrop", or "auto" for `best_tta`."""
         if tta == "auto":
             tta = self.best_tta
         faces = np.asarray(faces)

@@ -79,7 +79,11 @@ def test_tta_view_shapes_and_contents():
     assert ten.shape == (10, 3, 48, 48) and ten.dtype == np.uint8
     for index in range(0, 10, 2):  # each crop is followed by its mirror
         np.testing.assert_array_equal(ten[index + 1], ten[index][:, :, ::-1])
-    with pytest.raises(ValueError, match=r"unknown TTA mode 'rotate'; use one of none, flip, tencrop"):
+    multi = tta_views(faces, "multicrop")  # the whole face and its mirror, then the ten crops
+    assert multi.shape == (12, 3, 48, 48)
+    np.testing.assert_array_equal(multi[:2], flip)
+    np.testing.assert_array_equal(multi[2:], ten)
+    with pytest.raises(ValueError, match=r"unknown TTA mode 'rotate'; use one of none, flip, tencrop, multicrop"):
         tta_views(faces, "rotate")
 
 

@@ -87,7 +87,7 @@ def test_finalize_writes_a_servable_model_folder(tiny_run, capsys):
     assert card.sha256 == {KERAS_FILE: sha256_of(run / KERAS_FILE), TFLITE_FILE: sha256_of(run / TFLITE_FILE)}
     assert card.metrics == metrics
     assert set(metrics) >= {"val_accuracy", "val_macro_f1", "val_accuracy_by_tta", "best_tta", "keras_float32_val_accuracy"}
-    assert 0.0 <= metrics["val_accuracy"] <= 1.0 and set(metrics["val_accuracy_by_tta"]) == {"none", "flip", "tencrop"}
+    assert 0.0 <= metrics["val_accuracy"] <= 1.0 and set(metrics["val_accuracy_by_tta"]) == {"none", "flip", "tencrop", "multicrop"}
 
     report = EvaluationReport.read_json(run / EVALUATION_FILE)
     assert report.n_images == 14 and sum(map(sum, report.confusion_matrix)) == 14
