@@ -137,6 +137,20 @@ def test_a_face_is_boxed_labelled_charted_and_tabled(upload_page: AppTest) -> No
     assert any(button.key.startswith("upload_png_") for button in app.get("download_button"))
 
 
+def test_the_sidebar_states_the_one_pass_and_the_test_time_augmented_accuracy(
+    upload_page: AppTest, app_registry: Path
+) -> None:
+    from fer_core.registry import ModelRegistry
+
+    metrics = ModelRegistry(app_registry).default().card.metrics
+    captions = " | ".join(caption.value for caption in upload_page.sidebar.caption)
+    assert f"validation accuracy **{metrics['val_accuracy']:.1%}** (one pass, as on the webcam)" in captions
+    best_tta = metrics.get("best_tta", "none")
+    if best_tta != "none":  # the shipped model: multicrop
+        tta_accuracy = metrics["val_accuracy_by_tta"][best_tta]
+        assert f"**{tta_accuracy:.1%}** with {best_tta} test-time augmentation (as on photos)" in captions
+
+
 def test_the_smiling_astronaut_reads_happy(upload_page: AppTest, app_model_is_trained: bool) -> None:
     if not app_model_is_trained:
         pytest.skip("no trained model in models/ (the tests run on an untrained stand-in)")

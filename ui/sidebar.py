@@ -28,7 +28,11 @@ def _accuracy_caption(model: RegisteredModel) -> str:
     metrics = model.card.metrics
     parts = []
     if "val_accuracy" in metrics:
-        parts.append(f"validation accuracy **{metrics['val_accuracy']:.1%}**")
+        parts.append(f"validation accuracy **{metrics['val_accuracy']:.1%}** (one pass, as on the webcam)")
+    best_tta = metrics.get("best_tta", "none")
+    by_tta = metrics.get("val_accuracy_by_tta") or {}
+    if best_tta != "none" and best_tta in by_tta:
+        parts.append(f"**{by_tta[best_tta]:.1%}** with {best_tta} test-time augmentation (as on photos)")
     if "test_accuracy" in metrics:
         parts.append(f"test accuracy **{metrics['test_accuracy']:.1%}**")
     if "val_macro_f1" in metrics:
