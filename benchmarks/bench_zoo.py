@@ -29,7 +29,7 @@ from benchmarks.common import write_results  # noqa: E402
 from fer_core import zoo  # noqa: E402
 from fer_core.card import EVALUATION_FILE, HISTORY_FILE, read_card  # noqa: E402
 from fer_core.errors import FerError  # noqa: E402
-from fer_core.evaluation import EvaluationReport  # noqa: E402
+from fer_core.evaluation import TTA_MODES, EvaluationReport  # noqa: E402
 from fer_core.registry import ModelRegistry  # noqa: E402
 from fer_core.training import CONFIG_FILE, read_history  # noqa: E402
 
@@ -53,7 +53,8 @@ def model_row(folder: Path, is_default: bool) -> dict:
         "seconds_per_epoch": card.seconds_per_epoch,
         "val_accuracy": metrics.get("val_accuracy"),
         "val_accuracy_flip": (metrics.get("val_accuracy_by_tta") or {}).get("flip"),
-        "val_accuracy_tencrop": (metrics.get("val_accuracy_by_tta") or {}).get("tencrop"),
+        "best_tta": metrics.get("best_tta"),
+        "val_accuracy_best_tta": (metrics.get("val_accuracy_by_tta") or {}).get(metrics.get("best_tta")),
         "val_macro_f1": metrics.get("val_macro_f1"),
         "keras_float32_val_accuracy": metrics.get("keras_float32_val_accuracy"),
         "status": "finalized" if metrics else "card without metrics (being finalized?)",
@@ -115,14 +116,14 @@ def fmt(value, digits: int = 3, suffix: str = "") -> str:
 def print_table(rows: list[dict], untrained: list[str]) -> None:
     has_re = any("re_evaluation" in row for row in rows)
     head = (f"{'model':<22} {'architecture':<19} {'input':>5} {'params':>10} {'epochs':>6} {'s/epoch':>8} "
-            f"{'val acc':>7} {'flip':>6} {'10-crop':>7} {'macro-F1':>8}" + (f" {'re-eval acc':>11} {'F1':>6}" if has_re else ""))
+            f"{'val acc':>7} {'flip':>6} {'best TTA':>18} {'macro-F1':>8}" + (f" {'re-eval acc':>11} {'F1':>6}" if has_re else ""))
     print(head)
     print("-" * len(head))
     for row in rows:
         name = row["name"] + (" *" if row["default"] else "")
         line = (f"{name:<22} {row['architecture'] or '-':<19} {fmt(row.get('input_size')):>5} {fmt(row.get('parameters')):>10} "
                 f"{fmt(row.get('epochs_trained')):>6} {fmt(row.get('seconds_per_epoch'), 0):>8} {fmt(row.get('val_accuracy')):>7} "
-                f"{fmt(row.get('val_accuracy_flip')):>6} {fmt(row.get('val_accuracy_tencrop')):>7} {fmt(row.get('val_macro_f1')):>8}")
+                f"{fmt(row.get('val_accuracy_flip')):>6} {fmt(row.get('val_accuracy_best_tta')) + ' ' + str(row.get('best_tta') or '-'):>18} {fmt(row.get('val_macro_f1')):>8}")
         if has_re:
             again = row.get("re_evaluation", {})
             line += f" {fmt(again.get('accuracy')):>11} {fmt(again.get('macro_f1')):>6}"
@@ -131,7 +132,7 @@ def print_table(rows: list[dict], untrained: list[str]) -> None:
             print(f"{'':<22} ({row['status']})")
     if untrained:
         print(f"\nzoo architectures with no trained model here: {', '.join(untrained)}")
-    print("* default model; val acc: served TFLite path on the validation split, no TTA; flip / 10-crop: with that TTA")
+    print("* default model; val acc: served TFLite path on the validation split, no TTA; flip: with flip TTA; best TTA: the card's, as photos and `evaluate` use it")
 
 
 def main() -> int:
@@ -139,7 +140,7 @@ def main() -> int:
     parser.add_argument("--models", type=Path, help="models folder (default: the registry's, honouring FER_MODELS_DIR)")
     parser.add_argument("--evaluate", metavar="DATA", help="re-evaluate every model on this image folder or CSV")
     parser.add_argument("--usage", help="CSV Usage value(s) for --evaluate, e.g. PrivateTest")
-    parser.add_argument("--tta", choices=("none", "flip", "tencrop", "multicrop"), default="none")
+    parser.add_argument("--tta", choices=TTA_MODES, default="none")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 

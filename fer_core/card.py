@@ -64,6 +64,16 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def load_keras_model(path: str | os.PathLike):
+    """A saved .keras model (uncompiled); any unreadable file becomes one ModelError naming it."""
+    import keras  # lazily: reading cards must not pull in TensorFlow
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise ModelError(f"{path}: cannot be loaded as a Keras model ({type(error).__name__}: {error})") from None
+
+
 def write_card(folder: str | os.PathLike, card: ModelCard) -> Path:
     """Write card.json atomically (a reader never sees half a card)."""
     path = Path(folder) / CARD_FILE

@@ -25,6 +25,7 @@ from fer_core.card import (
     KERAS_FILE,
     TFLITE_FILE,
     ModelCard,
+    load_keras_model,
     sha256_of,
     write_card,
 )
@@ -100,7 +101,7 @@ def finalize_run(
     else:
         source, checkpoint = run_dir / CHECKPOINT_FILE, "last"
     if not config_path.is_file() or not source.is_file():
-        raise FerError(f"{run_dir}: not a training run (needs {CONFIG_FILE} and {BEST_FILE})")
+        raise FerError(f"{run_dir}: not a training run (needs {CONFIG_FILE} and {source.relative_to(run_dir)})")
     config = TrainConfig(**json.loads(config_path.read_text(encoding="utf-8")))
     state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
     spec = zoo.get_spec(config.architecture)
@@ -109,7 +110,7 @@ def finalize_run(
         origin = f" (model.keras sha256 {config.init_sha256[:12]})" if config.init_sha256 else ""
         notes = f"{notes}. Fine-tuned from {config.init_from}{origin}"
 
-    trained = keras.saving.load_model(source, compile=False)
+    trained = load_keras_model(source)
     model = to_float32(trained, config.architecture)
     model.save(run_dir / KERAS_FILE)
     (run_dir / TFLITE_FILE).write_bytes(to_tflite(model, quantize=True))

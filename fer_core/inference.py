@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.card import KERAS_FILE, TFLITE_FILE, ModelCard, read_card
+from fer_core.card import KERAS_FILE, TFLITE_FILE, ModelCard, load_keras_model, read_card
 from fer_core.classes import TopLabelMixin
 from fer_core.detection import DetectorSettings, FaceDetector
 from fer_core.errors import ModelError
@@ -102,13 +102,9 @@ class EmotionClassifier:
         self._batched_size = 0
 
     def _load_keras(self, path: Path) -> None:
-        import keras
         import tensorflow as tf
 
-        try:
-            self._keras = keras.saving.load_model(path, compile=False)
-        except Exception as error:  # noqa: BLE001 - Keras raises many types for a bad file
-            raise ModelError(f"{path}: cannot be loaded as a Keras model ({type(error).__name__}: {error})") from None
+        self._keras = load_keras_model(path)
         self._check_shape(path, tuple(self._keras.input_shape))
         self._compiled = tf.function(lambda x: self._keras(x, training=False), reduce_retracing=True)
 

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 from fer_core import zoo
-from fer_core.card import sha256_of
+from fer_core.card import KERAS_FILE, load_keras_model, sha256_of
 from fer_core.data import FaceDataset, load_dataset
 from fer_core.errors import FerError, ModelError
 from fer_core.pipeline import AugmentConfig, make_dataset
@@ -130,22 +130,23 @@ def learning_rate_at(step: int, config: TrainConfig, steps_per_epoch: int) -> fl
     return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def load_initial_weights(model: keras.Model, source: str | os.PathLike) -> str:
-    """Copy the weights of a saved model of the same architecture into `model` (a fine-tune start).
-
-    `source` is a model folder (its model.keras) or a .keras file; only weights are taken, so the
-    new run gets a fresh optimizer and its own schedule. Returns the sha256 of the file read, so
-    the run records which model it grew from even after that folder is replaced.
-    """
+def initial_model_file(source: str | os.PathLike) -> Path:
+    """The .keras file --init-from names: a model folder's model.keras, or the file itself."""
     path = Path(source)
     if path.is_dir():
-        path = path / "model.keras"
+        path = path / KERAS_FILE
     if not path.is_file():
         raise ModelError(f"{source}: no model to start from (expected a model folder or a .keras file)")
-    try:
-        trained = keras.saving.load_model(path, compile=False)
-    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise ModelError(f"{path}: cannot be read as a Keras model ({type(error).__name__}: {error})") from None
+    return path
+
+
+def load_initial_weights(model: keras.Model, source: str | os.PathLike) -> None:
+    """Copy the weights of a saved model of the same architecture into `model` (a fine-tune start).
+
+    Only weights are taken, so the new run gets a fresh optimizer and its own schedule.
+    """
+    path = initial_model_file(source)
+    trained = load_keras_model(path)
     ours = [tuple(weight.shape) for weight in model.weights]
     theirs = [tuple(weight.shape) for weight in trained.weights]
     if ours != theirs:
@@ -154,7 +155,6 @@ def load_initial_weights(model: keras.Model, source: str | os.PathLike) -> str:
             "--init-from needs a model of the same architecture)"
         )
     model.set_weights(trained.get_weights())
-    return sha256_of(path)
 
 
 def _make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -296,6 +296,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | None = None)
         if (run_dir / CHECKPOINT_FILE).exists():
             raise FerError(f"{run_dir}: a run is already there; pass --resume to continue it or choose another --out")
         config = config.resolved()
+        if config.init_from:  # which file it was, even after that model folder is replaced
+            config = dataclasses.replace(config, init_sha256=sha256_of(initial_model_file(config.init_from)))
         state = {"epochs_done": 0, "best_epoch": 0, "best_val_accuracy": -1.0}
     (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / CONFIG_FILE, dataclasses.asdict(config))
@@ -326,8 +328,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | None = None)
             kwargs = {"weights": config.weights} if config.weights else {}
             model = zoo.create_model(config.architecture, **kwargs)
             if config.init_from:
-                config = dataclasses.replace(config, init_sha256=load_initial_weights(model, config.init_from))
-                _write_json(run_dir / CONFIG_FILE, dataclasses.asdict(config))
+                load_initial_weights(model, config.init_from)
             optimizer = _make_optimizer(config)
             _exclude_norms_and_biases(optimizer)
             model.compile(

@@ -43,7 +43,6 @@ def main() -> None:
             browser.close()
 
 
-
 def live_webcam() -> None:
     """The Live webcam page streaming a fake camera (the astronaut) over loopback WebRTC."""
     with tempfile.TemporaryDirectory() as scratch:

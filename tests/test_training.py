@@ -168,7 +168,7 @@ def test_fine_tuning_from_another_architecture_or_a_non_model_fails_clearly(tiny
     junk = tmp_path / "junk.keras"
     junk.write_bytes(b"not a zip archive")
     assert cli.main(train_args({**paths, "run": tmp_path / "junk_run"}, epochs=1) + ["--init-from", str(junk)]) == 2
-    assert "junk.keras: cannot be read as a Keras model" in capsys.readouterr().err
+    assert "junk.keras: cannot be loaded as a Keras model" in capsys.readouterr().err
     assert cli.main(train_args({**paths, "run": tmp_path / "none_run"}, epochs=1) + ["--init-from", str(tmp_path)]) == 2
     assert "no model to start from" in capsys.readouterr().err
 
