@@ -33,9 +33,22 @@ class FaceDataset:
     labels: np.ndarray  # (N,) int32, indexes into CLASSES
     source: str
     skipped: int = 0  # unreadable files left out (image folders only)
+    # Where each face came from inside `source`, so a report can show it again later:
+    # "angry/0001.jpg" (image folder, relative path), "line 17" (CSV), "face 42" (dataset store).
+    ids: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.ids is not None and len(self.ids) != len(self.labels):
+            raise ValueError(f"{len(self.ids)} ids for {len(self.labels)} faces")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    def subset(self, index: np.ndarray, source: str | None = None) -> FaceDataset:
+        """The faces at `index` (integer positions or a boolean mask), ids kept aligned."""
+        positions = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index)
+        ids = [self.ids[position] for position in positions] if self.ids is not None else None
+        return FaceDataset(self.images[positions], self.labels[positions], source or self.source, ids=ids)
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=NUM_CLASSES)
@@ -56,6 +69,7 @@ def load_fer_csv(path: str | os.PathLike, usages: Sequence[str] | None = None, i
         raise DatasetError(f"{path}: unknown Usage {sorted(wanted - set(CSV_USAGES))}; expected {', '.join(CSV_USAGES)}")
     images: list[np.ndarray] = []
     labels: list[int] = []
+    ids: list[str] = []
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -93,10 +107,11 @@ def load_fer_csv(path: str | os.PathLike, usages: Sequence[str] | None = None, i
                 raise DatasetError(f"{path}, line {line_number}: pixel values must be within 0-255")
             images.append(resize_gray(pixels.astype(np.uint8).reshape(side, side), image_size))
             labels.append(label)
+            ids.append(f"line {line_number}")
     if not images:
         which = "" if wanted is None else f" with Usage {', '.join(sorted(wanted))}"
         raise DatasetError(f"{path}: no rows{which}")
-    return FaceDataset(np.stack(images), np.asarray(labels, dtype=np.int32), source=str(path))
+    return FaceDataset(np.stack(images), np.asarray(labels, dtype=np.int32), source=str(path), ids=ids)
 
 
 def list_image_folder(root: str | os.PathLike) -> tuple[list[Path], np.ndarray]:
@@ -147,6 +162,7 @@ def load_image_folder(root: str | os.PathLike, image_size: int = 48, strict: boo
         labels=labels[keep],
         source=str(root),
         skipped=len(paths) - len(keep),
+        ids=[paths[index].relative_to(root).as_posix() for index in keep],
     )
 
 

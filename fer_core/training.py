@@ -101,7 +101,7 @@ def load_training_data(config: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
     train = _load_split(config.train_data, config.train_usage, input_size)
     if config.limit:
         order = np.random.default_rng(config.seed).permutation(len(train))[: config.limit]
-        train = FaceDataset(train.images[order], train.labels[order], train.source)
+        train = train.subset(order)
     if config.val_data:
         return train, _load_split(config.val_data, config.val_usage, input_size)
     rng = np.random.default_rng(config.seed)
@@ -113,10 +113,7 @@ def load_training_data(config: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
     is_val = np.zeros(len(train), dtype=bool)
     is_val[val_index] = True
     source = f"{train.source} (hold-out {config.val_fraction:.0%})"
-    return (
-        FaceDataset(train.images[~is_val], train.labels[~is_val], train.source),
-        FaceDataset(train.images[is_val], train.labels[is_val], source),
-    )
+    return train.subset(~is_val), train.subset(is_val, source)
 
 
 def learning_rate_at(step: int, config: TrainConfig, steps_per_epoch: int) -> float:
