@@ -167,8 +167,15 @@ def load_image_folder(root: str | os.PathLike, image_size: int = 48, strict: boo
 
 
 def load_dataset(path: str | os.PathLike, usages: Iterable[str] | None = None, image_size: int = 48) -> FaceDataset:
-    """Load a FER2013 CSV (optionally filtered by Usage) or an image-folder root."""
+    """Load a FER2013 CSV (optionally filtered by Usage), an image-folder root, or a custom dataset
+    root (a folder with index.sqlite, fer_core/dataset_store.py): its labelled faces of the splits
+    named by `usages` (train, val, test; default train)."""
+    from fer_core.dataset_store import DatasetStore, is_dataset_root, resolve_splits  # lazy: it imports this module
+
     path = Path(path)
+    if is_dataset_root(path):
+        splits = resolve_splits(list(usages)) if usages else ("train",)
+        return DatasetStore(path, create=False).face_dataset(splits=splits, image_size=image_size)
     if is_fer_csv(path):
         return load_fer_csv(path, list(usages) if usages else None, image_size=image_size)
     if path.is_dir():

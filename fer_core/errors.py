@@ -21,3 +21,21 @@ class DatasetError(FerError):
 
 class ModelError(FerError):
     """A model folder is missing files, has a bad card, or does not fit its card."""
+
+
+class DuplicateFaceError(DatasetError):
+    """A face with exactly these pixels is in the custom dataset already (`existing_id`)."""
+
+    def __init__(self, message: str, existing_id: int | None = None):  # defaults: errors must unpickle
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
+class ConflictError(FerError):
+    """A record changed since the caller read it (another tab or process); nothing was overwritten.
+
+    `current` holds the record as it is now, so a page can show it."""
+
+    def __init__(self, message: str, current: object = None):
+        super().__init__(message)
+        self.current = current
