@@ -1,4 +1,4 @@
-"""Command line: train, finalize, evaluate, predict, models.
+"""Command line: train, finalize, evaluate, predict, models, dataset (fer_core/dataset_cli.py).
 
 Every FerError (bad file, bad dataset, bad model folder) is printed as one line naming the file
 and the problem, with exit status 2; no traceback reaches the user.
@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from fer_core import dataset_cli
 from fer_core.evaluation import TTA_MODES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -222,7 +223,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer_core", description="Facial emotion recognition engine")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_finalize, _add_evaluate, _add_predict, _add_models):
+    for add in (_add_train, _add_finalize, _add_evaluate, _add_predict, _add_models, dataset_cli.add_parser):
         add(sub)
     return parser
 
@@ -233,6 +234,7 @@ COMMANDS = {
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "models": _cmd_models,
+    "dataset": dataset_cli.run,
 }
 
 
