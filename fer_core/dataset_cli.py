@@ -90,7 +90,8 @@ def _stats(args: argparse.Namespace) -> int:
         print(f"too few training faces (< {MIN_TRAIN_PER_CLASS}) to train: {', '.join(too_small)}")
     if args.json_path:
         data = {"root": str(store.root), **stats.to_dict(), "too_small": too_small}
-        print(f"wrote {write_report_json(args.json_path, json.dumps(data, indent=2) + chr(10))}")
+        written = write_report_json(args.json_path, json.dumps(data, indent=2) + "\n")
+        print(f"wrote {written}")
     return 0
 
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 MAX_ZIP_MEMBERS = 20_000  # also the most files a folder import reads
 MAX_ZIP_BYTES = 2 * 1024**3  # total uncompressed size, as the ZIP's headers state it
+MAX_MEMBER_BYTES = 100 * 1024**2  # one picture larger than this is skipped unread
 MANIFEST_FILE = "manifest.csv"
 MANIFEST_COLUMNS = (
     "file", "label", "source", "created", "predicted_label", "confidence", "split",
@@ -421,6 +422,8 @@ def _import_zip(importer: _Importer, path: Path) -> None:
                 raise _Skip("a symbolic link, not a file")
             if info.flag_bits & 0x1:
                 raise _Skip("encrypted (password-protected ZIP members are not read)")
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise _Skip(f"{info.file_size / 1024**2:.0f} MB, more than the {MAX_MEMBER_BYTES / 1024**2:.0f} MB a picture may have")
             try:
                 with archive.open(info) as handle:
                     data = handle.read(info.file_size + 1)  # never more than the header promised

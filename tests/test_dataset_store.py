@@ -522,6 +522,9 @@ def test_zip_slip_and_oversized_zips_are_refused(store, tmp_path, monkeypatch):
     with pytest.raises(DatasetError, match="5 members, more than the 4"):
         store.import_path(archive)
     monkeypatch.setattr(dataset_io, "MAX_ZIP_MEMBERS", 20_000)
+    monkeypatch.setattr(dataset_io, "MAX_MEMBER_BYTES", len(good) - 1)
+    report = store.import_path(archive)
+    assert report.added == [] and all("MB a picture may have" in reason for _, reason in report.skipped)
     monkeypatch.setattr(dataset_io, "MAX_ZIP_BYTES", 1000)
     with pytest.raises(DatasetError, match="uncompressed, more than"):
         store.import_path(archive)
