@@ -96,12 +96,18 @@ def mixup(images: tf.Tensor, labels: tf.Tensor, alpha: float) -> tuple[tf.Tensor
     return images, labels
 
 
-def _to_inputs(images: tf.Tensor, labels: tf.Tensor, input_size: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """uint8 (N, S, S) batch -> float (N, size, size, 1) in [0, 1] and one-hot labels."""
+def _to_inputs(
+    images: tf.Tensor, labels: tf.Tensor, input_size: int, soft: tf.Tensor | None = None
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """uint8 (N, S, S) batch -> float (N, size, size, 1) in [0, 1] and one-hot labels (with the
+    teacher's probabilities appended when distilling: see fer_core.distillation)."""
     images = tf.cast(images, tf.float32)[..., tf.newaxis] / 255.0
     if images.shape[1] != input_size:
         images = tf.image.resize(images, (input_size, input_size), method="area" if images.shape[1] > input_size else "bilinear")
-    return images, tf.one_hot(labels, NUM_CLASSES)
+    targets = tf.one_hot(labels, NUM_CLASSES)
+    if soft is not None:
+        targets = tf.concat([targets, tf.cast(soft, tf.float32)], axis=-1)
+    return images, targets
 
 
 def make_dataset(
@@ -113,18 +119,25 @@ def make_dataset(
     augment: AugmentConfig | None = None,
     seed: int | None = None,
     mixup_alpha: float = 0.0,
+    soft_targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """A batched tf.data pipeline over in-memory faces; shuffled and augmented when training.
 
     `mixup_alpha` > 0 blends training batches after the geometric augmentation (see `mixup`).
+    `soft_targets` (N, 7): a teacher's probabilities, appended to each one-hot label row.
     """
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+    if soft_targets is not None and soft_targets.shape != (len(images), NUM_CLASSES):
+        raise ValueError(f"soft targets of shape {soft_targets.shape} for {len(images)} images")
+    columns = (images, labels.astype(np.int32))
+    if soft_targets is not None:
+        columns += (soft_targets.astype(np.float32),)
+    dataset = tf.data.Dataset.from_tensor_slices(columns)
     if training:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=False)
-    dataset = dataset.map(lambda x, y: _to_inputs(x, y, input_size), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(lambda *batch: _to_inputs(*batch[:2], input_size, *batch[2:]), num_parallel_calls=tf.data.AUTOTUNE)
     if training and augment is not None:
         augmenter = BatchAugmenter(augment, seed=seed)
         dataset = dataset.map(lambda x, y: (augmenter(x), y), num_parallel_calls=tf.data.AUTOTUNE)
