@@ -7,10 +7,13 @@ registry lists models by their cards. A model folder holds:
   card.json        this card
   history.csv      per-epoch loss, accuracy, val_loss, val_accuracy, lr
   evaluation.json  the evaluation report on the validation data
+  lineage.json     a fine-tune's ancestors: their cards and histories (optional)
+  evaluations/     stored evaluations with per-face predictions (fer_core.reports)
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
@@ -27,6 +30,8 @@ KERAS_FILE = "model.keras"
 TFLITE_FILE = "model.tflite"
 HISTORY_FILE = "history.csv"
 EVALUATION_FILE = "evaluation.json"
+LINEAGE_FILE = "lineage.json"  # the cycles a fine-tuned model descends from (fer_core.reports)
+EVALUATIONS_DIR = "evaluations"  # stored evaluations with per-face predictions (fer_core.reports)
 
 
 @dataclass
@@ -38,6 +43,7 @@ class ModelCard:
     color_mode: str = "grayscale"
     face_margin: float = 0.2  # fraction of the detector box added on each side before cropping
     parameters: int = 0
+    flops: int = 0  # floating-point operations per face (multiply-add = 2); 0 when not counted
     created: str = ""
     train_data: str = ""
     val_data: str = ""
@@ -50,6 +56,7 @@ class ModelCard:
     training_config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     sha256: dict[str, str] = field(default_factory=dict)
+    teacher: dict[str, Any] = field(default_factory=dict)  # a distilled model's teacher (name, sha256, TTA...)
     notes: str = ""
 
     def to_json(self) -> str:
@@ -107,3 +114,17 @@ def read_card(folder: str | os.PathLike) -> ModelCard:
     if list(card.classes) != list(CLASSES):
         raise ModelError(f"{path}: the card's classes {card.classes} differ from this app's {list(CLASSES)}")
     return card
+
+
+def read_history(path: str | os.PathLike) -> list[dict]:
+    """history.csv as a list of dicts with float values (epoch as int)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = []
+        for raw in csv.DictReader(handle):
+            row = {key: (float(value) if value not in ("", None) else float("nan")) for key, value in raw.items()}
+            row["epoch"] = int(row["epoch"])
+            rows.append(row)
+    return rows

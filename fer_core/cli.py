@@ -11,9 +11,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fer_core import dataset_cli
 from fer_core.evaluation import TTA_MODES
+
+if TYPE_CHECKING:
+    from fer_core.training import TrainConfig
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -40,15 +44,67 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights", help="pretrained base weights file (mobilenet_transfer); never downloaded")
     parser.add_argument("--init-from", help="start from this model's weights (model folder or .keras): fine-tuning")
     parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (e.g. 0.2); 0 turns it off")
+    parser.add_argument("--mix", action="append", default=[], metavar="PATH",
+                        help="more training data added to --data (image folder, CSV or dataset root); repeatable")
+    parser.add_argument("--teacher", help="distil from this model (folder or registry name): its TTA predictions are soft targets")
+    parser.add_argument("--teacher-tta", choices=("auto", *TTA_MODES), default="auto",
+                        help="the teacher's test-time augmentation for its targets (auto: its card's best)")
+    parser.add_argument("--distill-alpha", type=float, default=0.8, help="weight of the teacher's targets (0-1)")
+    parser.add_argument("--distill-temperature", type=float, default=4.0)
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-finalize", action="store_true", help="skip writing model.keras/card/evaluation at the end")
+    parser.add_argument("--register", nargs="?", const="", metavar="NAME",
+                        help="after finalizing, copy the model into the registry (as NAME, default: the run's name)")
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from fer_core.training import TrainConfig, train
+def train_argv(config: TrainConfig, resume: bool = False, register: str | None = None) -> list[str]:
+    """The `python -m fer_core train` arguments that reproduce `config` (what the app's
+    background runner starts, so a page and a terminal run the same command)."""
+    if resume:
+        argv = ["train", "--resume", "--arch", config.architecture, "--data", config.train_data,
+                "--out", config.out, "--epochs", str(config.epochs), "--patience", str(config.patience)]
+    else:
+        argv = ["train", "--arch", config.architecture, "--data", config.train_data, "--out", config.out]
+        options = {
+            "--val": config.val_data,
+            "--epochs": config.epochs,
+            "--batch-size": config.batch_size,
+            "--lr": config.learning_rate,
+            "--optimizer": config.optimizer,
+            "--weight-decay": config.weight_decay,
+            "--label-smoothing": config.label_smoothing,
+            "--warmup-epochs": config.warmup_epochs,
+            "--patience": config.patience,
+            "--precision": config.precision,
+            "--train-usage": ",".join(config.train_usage),
+            "--val-usage": ",".join(config.val_usage),
+            "--limit": config.limit,
+            "--weights": config.weights,
+            "--init-from": config.init_from,
+            "--mixup": config.mixup,
+            "--teacher": config.teacher,
+            "--teacher-tta": config.teacher_tta,
+            "--distill-alpha": config.distill_alpha,
+            "--distill-temperature": config.distill_temperature,
+            "--seed": config.seed,
+        }
+        for flag, value in options.items():
+            if value is not None:
+                argv += [flag, str(value)]
+        for path in config.mix_data:
+            argv += ["--mix", path]
+        if not config.augment:
+            argv.append("--no-augment")
+    if register is not None:
+        argv += ["--register", register] if register else ["--register"]
+    return argv
 
-    config = TrainConfig(
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    from fer_core.training import TrainConfig
+
+    return TrainConfig(
         architecture=args.arch,
         train_data=args.data,
         val_data=args.val,
@@ -69,19 +125,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         weights=args.weights,
         init_from=args.init_from,
         mixup=args.mixup,
+        mix_data=list(args.mix),
+        teacher=str(_resolve_model_dir(args.teacher)) if args.teacher else None,
+        teacher_tta=args.teacher_tta,
+        distill_alpha=args.distill_alpha,
+        distill_temperature=args.distill_temperature,
         seed=args.seed,
     )
-    result = train(config, resume=args.resume)
-    print(
-        f"{result.run_dir}: {result.epochs_done} epochs, best val_accuracy {result.best_val_accuracy:.4f} "
-        f"at epoch {result.best_epoch}"
-    )
-    if not args.no_finalize:
-        from fer_core.export import finalize_run
 
-        card = finalize_run(result.run_dir)
-        print(f"{result.run_dir}: model folder ready ({card.name}, val accuracy {card.metrics.get('val_accuracy')})")
-    return 0
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from fer_core.runs import run_training_command
+
+    return run_training_command(
+        config_from_args(args), resume=args.resume, finalize=not args.no_finalize, register=args.register
+    )
 
 
 def _add_finalize(sub: argparse._SubParsersAction) -> None:

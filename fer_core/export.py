@@ -22,6 +22,7 @@ import numpy as np
 from fer_core import zoo
 from fer_core.card import (
     EVALUATION_FILE,
+    HISTORY_FILE,
     KERAS_FILE,
     TFLITE_FILE,
     ModelCard,
@@ -30,8 +31,11 @@ from fer_core.card import (
     write_card,
 )
 from fer_core.data import list_image_folder
+from fer_core.dataset_store import is_dataset_root
+from fer_core.distillation import describe_teacher
 from fer_core.errors import FerError
-from fer_core.evaluation import TTA_MODES, evaluate
+from fer_core.evaluation import TTA_MODES, evaluate, report_from_predictions
+from fer_core.reports import predict_dataset, store_evaluation
 from fer_core.training import (
     BEST_FILE,
     CHECKPOINT_FILE,
@@ -81,6 +85,31 @@ def _count_training_images(config: TrainConfig) -> int:
 CHECKPOINTS = ("best", "last")
 
 
+def _teacher_record(config: TrainConfig) -> dict:
+    """What the card says about a distilled model's teacher (the weights it had at the start)."""
+    try:
+        record = describe_teacher(config.teacher)
+    except FerError:  # the teacher folder is gone: keep what the run recorded
+        record = {"path": config.teacher}
+    if config.teacher_sha256 and record.get("sha256") != config.teacher_sha256:
+        record["sha256"] = config.teacher_sha256
+        record["note"] = "the teacher folder has changed since this model was trained"
+    record["tta"] = config.teacher_tta
+    record["alpha"] = config.distill_alpha
+    record["temperature"] = config.distill_temperature
+    return record
+
+
+def _validation_usages(config: TrainConfig) -> list[str] | None:
+    """How the validation faces were selected, for naming the stored evaluation."""
+    source = config.val_data or config.train_data
+    if str(source).lower().endswith(".csv"):
+        return list(config.val_usage if config.val_data else config.train_usage)
+    if is_dataset_root(source):
+        return ["val"]
+    return None
+
+
 def finalize_run(
     run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = TTA_MODES, checkpoint: str = "best"
 ) -> ModelCard:
@@ -109,19 +138,26 @@ def finalize_run(
     if config.init_from:
         origin = f" (model.keras sha256 {config.init_sha256[:12]})" if config.init_sha256 else ""
         notes = f"{notes}. Fine-tuned from {config.init_from}{origin}"
+    teacher = {}
+    if config.teacher:
+        teacher = _teacher_record(config)
+        notes = (f"{notes}. Distilled from {teacher.get('name', config.teacher)} (model.keras sha256 "
+                 f"{(config.teacher_sha256 or '')[:12]}, {config.teacher_tta} TTA targets, alpha {config.distill_alpha}, "
+                 f"temperature {config.distill_temperature})")
 
     trained = load_keras_model(source)
     model = to_float32(trained, config.architecture)
     model.save(run_dir / KERAS_FILE)
     (run_dir / TFLITE_FILE).write_bytes(to_tflite(model, quantize=True))
 
-    history = read_history(run_dir / "history.csv")
+    history = read_history(run_dir / HISTORY_FILE)
     val_set = load_validation_data(config)
     card = ModelCard(
         name=run_dir.name,
         architecture=config.architecture,
         input_size=spec.input_size,
         parameters=int(model.count_params()),
+        flops=zoo.count_flops(model),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         train_data=config.train_data,
         val_data=val_set.source,
@@ -132,14 +168,23 @@ def finalize_run(
         checkpoint=checkpoint,
         seconds_per_epoch=float(np.median([row["seconds"] for row in history])) if history else 0.0,
         training_config=dataclasses.asdict(config),
+        teacher=teacher,
         notes=notes,
     )
     # Evaluate the served (quantized TFLite) path, and the float Keras model for comparison.
     # The card is written once, complete, at the end: readers never see one without metrics.
     served = EmotionClassifier(run_dir, prefer_tflite=True, card=card)
-    reports = {mode: evaluate(served.predict_faces, val_set, tta=mode, model=card.name) for mode in tta_modes}
+    probabilities = {mode: predict_dataset(served.predict_faces, val_set.images, mode) for mode in tta_modes}
+    reports = {
+        mode: report_from_predictions(val_set.labels, probs.argmax(axis=1), tta=mode, data=val_set.source, model=card.name)
+        for mode, probs in probabilities.items()
+    }
     best_mode = max(reports, key=lambda mode: reports[mode].accuracy)
     float_accuracy = evaluate(EmotionClassifier(run_dir, prefer_tflite=False, card=card).predict_faces, val_set).accuracy
+    usages = _validation_usages(config)
+    for mode in dict.fromkeys(("none", best_mode)):  # per-face predictions for the report page
+        store_evaluation(run_dir, probabilities[mode], val_set, mode, usages, model_name=card.name,
+                         extra={"split": "validation (checkpoint selection)", "backend": served.backend})
     report = reports["none"]
     report.extra = {
         "split": "validation (checkpoint selection)",
@@ -152,6 +197,7 @@ def finalize_run(
         "val_accuracy": round(report.accuracy, 4),
         "val_macro_f1": round(report.macro_f1, 4),
         "val_accuracy_by_tta": report.extra["accuracy_by_tta"],
+        "val_macro_f1_by_tta": {mode: round(item.macro_f1, 4) for mode, item in reports.items()},
         "best_tta": best_mode,
         "keras_float32_val_accuracy": round(float_accuracy, 4),
     }

@@ -14,12 +14,22 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fer_core.card import CARD_FILE, EVALUATION_FILE, HISTORY_FILE, KERAS_FILE, TFLITE_FILE, ModelCard, read_card
+from fer_core.card import (
+    CARD_FILE,
+    EVALUATION_FILE,
+    EVALUATIONS_DIR,
+    HISTORY_FILE,
+    KERAS_FILE,
+    LINEAGE_FILE,
+    TFLITE_FILE,
+    ModelCard,
+    read_card,
+)
 from fer_core.errors import ModelError
 
 DEFAULT_MODELS_DIR = Path(os.environ.get("FER_MODELS_DIR", Path(__file__).resolve().parent.parent / "models"))
 REGISTRY_FILE = "registry.json"
-MODEL_FILES = (KERAS_FILE, TFLITE_FILE, CARD_FILE, HISTORY_FILE, EVALUATION_FILE, "train_config.json")
+MODEL_FILES = (KERAS_FILE, TFLITE_FILE, CARD_FILE, HISTORY_FILE, EVALUATION_FILE, LINEAGE_FILE, "train_config.json")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -130,6 +140,8 @@ class ModelRegistry:
         for file in MODEL_FILES:
             if (run_dir / file).is_file():
                 shutil.copy2(run_dir / file, staging / file)
+        if (run_dir / EVALUATIONS_DIR).is_dir():
+            shutil.copytree(run_dir / EVALUATIONS_DIR, staging / EVALUATIONS_DIR)
         card.name = name
         (staging / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
         os.replace(staging, target)  # appears complete or not at all

@@ -8,6 +8,11 @@ adds model.keras, model.tflite, card.json and evaluation.json (see card.py).
 The learning rate is set every step from the global step (warm-up then cosine), rather than
 stored as a schedule object, so a resumed run may change `--epochs` and needs no custom objects
 to load.
+
+A fine-tune (`init_from`) writes `lineage.json`: every ancestor's card and history, so a model
+folder carries its whole learning curve. A distilled run (`teacher`) trains on the teacher's
+test-time-augmented predictions (fer_core.distillation). Progress and cancellation go through a
+`TrainingReporter` (fer_core.runs writes them to the run folder for the app's pages).
 """
 
 from __future__ import annotations
@@ -25,16 +30,20 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from fer_core import zoo
-from fer_core.card import KERAS_FILE, load_keras_model, sha256_of
+from fer_core import distillation, zoo
+from fer_core.card import CARD_FILE, HISTORY_FILE, KERAS_FILE, LINEAGE_FILE, load_keras_model, read_history, sha256_of
 from fer_core.data import FaceDataset, load_dataset
 from fer_core.errors import FerError, ModelError
 from fer_core.pipeline import AugmentConfig, make_dataset
+from fer_core.progress import TrainingCancelled, TrainingReporter
+
+__all__ = ["TrainConfig", "TrainResult", "TrainingCancelled", "TrainingReporter", "read_history", "train"]
 
 CHECKPOINT_DIR = "checkpoints"  # git-ignored: latest and best checkpoints, resume state
 CHECKPOINT_FILE = f"{CHECKPOINT_DIR}/last.keras"
 BEST_FILE = f"{CHECKPOINT_DIR}/best.keras"
 STATE_FILE = f"{CHECKPOINT_DIR}/state.json"
+TEACHER_CACHE = f"{CHECKPOINT_DIR}/teacher_targets.npz"
 CONFIG_FILE = "train_config.json"
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
@@ -63,6 +72,12 @@ class TrainConfig:
     init_from: str | None = None  # start from this model's weights (model folder or .keras): fine-tuning
     init_sha256: str | None = None  # filled in by train(): which file init_from was when the run began
     mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 turns it off
+    mix_data: list[str] = field(default_factory=list)  # more training data added to train_data (e.g. FER2013)
+    teacher: str | None = None  # distil from this model folder's test-time-augmented predictions
+    teacher_sha256: str | None = None  # filled in by train(): which weights the teacher had
+    teacher_tta: str = "auto"  # the teacher's TTA for its targets; auto: its card's best
+    distill_alpha: float = 0.8  # weight of the teacher's targets against the true labels
+    distill_temperature: float = 4.0
     seed: int = 1337
 
     def resolved(self) -> TrainConfig:
@@ -84,26 +99,67 @@ class TrainResult:
     stopped_early: bool
 
 
-def _load_split(path: str, usages: list[str], input_size: int) -> FaceDataset:
+def _is_dataset_root(path: str) -> bool:
+    from fer_core.dataset_store import is_dataset_root
+
+    return is_dataset_root(path)
+
+
+def _load_split(path: str, usages: list[str], input_size: int, store_split: str) -> FaceDataset:
+    """One split of any data source: a CSV's Usage values, a dataset store's split, or a folder."""
+    if _is_dataset_root(path):
+        return load_dataset(path, [store_split], image_size=input_size)
     return load_dataset(path, usages if str(path).lower().endswith(".csv") else None, image_size=input_size)
+
+
+def _concatenate(parts: list[FaceDataset]) -> FaceDataset:
+    if len(parts) == 1:
+        return parts[0]
+    ids = [f"{part.source}:{face}" for part in parts for face in (part.ids or [str(i) for i in range(len(part))])]
+    return FaceDataset(
+        np.concatenate([part.images for part in parts]),
+        np.concatenate([part.labels for part in parts]),
+        " + ".join(part.source for part in parts),
+        ids=ids,
+    )
 
 
 def load_validation_data(config: TrainConfig) -> FaceDataset:
     """The validation set alone (cheap when val_data is given; else the hold-out of train)."""
+    input_size = zoo.get_spec(config.architecture).input_size
     if config.val_data:
-        return _load_split(config.val_data, config.val_usage, zoo.get_spec(config.architecture).input_size)
+        return _load_split(config.val_data, config.val_usage, input_size, "val")
+    if _is_dataset_root(config.train_data):
+        store_val = _store_validation(config.train_data, input_size)
+        if store_val is not None:
+            return store_val
     return load_training_data(config)[1]
 
 
+def _store_validation(root: str, input_size: int) -> FaceDataset | None:
+    """A dataset store's own val split, or None when it has no labelled face yet."""
+    try:
+        return load_dataset(root, ["val"], image_size=input_size)
+    except FerError:
+        return None
+
+
 def load_training_data(config: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
-    """Training and validation sets; without val_data, a stratified seeded hold-out of train."""
+    """Training and validation sets; without val_data, a dataset store's val split, else a
+    stratified seeded hold-out of train. `mix_data` sources are added to the training set."""
     input_size = zoo.get_spec(config.architecture).input_size
-    train = _load_split(config.train_data, config.train_usage, input_size)
+    train = _load_split(config.train_data, config.train_usage, input_size, "train")
+    if config.mix_data:
+        train = _concatenate([train, *(_load_split(path, config.train_usage, input_size, "train") for path in config.mix_data)])
     if config.limit:
         order = np.random.default_rng(config.seed).permutation(len(train))[: config.limit]
         train = train.subset(order)
     if config.val_data:
-        return train, _load_split(config.val_data, config.val_usage, input_size)
+        return train, _load_split(config.val_data, config.val_usage, input_size, "val")
+    if _is_dataset_root(config.train_data):
+        store_val = _store_validation(config.train_data, input_size)
+        if store_val is not None:
+            return train, store_val
     rng = np.random.default_rng(config.seed)
     val_index = []
     for label in np.unique(train.labels):
@@ -154,6 +210,16 @@ def load_initial_weights(model: keras.Model, source: str | os.PathLike) -> None:
     model.set_weights(trained.get_weights())
 
 
+def write_lineage(run_dir: Path, init_from: str | os.PathLike) -> None:
+    """Record the parent model's lineage (its ancestors and itself) in a new fine-tuning run, so
+    the finished model carries its whole learning curve (reports.model_lineage reads it back)."""
+    from fer_core.reports import model_lineage
+
+    parent = Path(init_from)
+    if parent.is_dir() and (parent / CARD_FILE).is_file():
+        _write_json(run_dir / LINEAGE_FILE, [dataclasses.asdict(step) for step in model_lineage(parent)])
+
+
 def _make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(
@@ -179,7 +245,14 @@ class RunFolderCallback(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, run_dir: Path, config: TrainConfig, steps_per_epoch: int, best: float, best_epoch: int, train_images: int
+        self,
+        run_dir: Path,
+        config: TrainConfig,
+        steps_per_epoch: int,
+        best: float,
+        best_epoch: int,
+        train_images: int,
+        reporter: TrainingReporter,
     ):
         super().__init__()
         self.train_images = train_images
@@ -188,14 +261,31 @@ class RunFolderCallback(keras.callbacks.Callback):
         self.steps_per_epoch = steps_per_epoch
         self.best = best
         self.best_epoch = best_epoch
+        self.reporter = reporter
         self.epoch_started = 0.0
+        self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.reporter.check_cancel()
+        self.reporter.phase("training", f"epoch {epoch + 1} of {self.config.epochs}")
         self.epoch_started = time.perf_counter()
+        self.epoch = epoch + 1
 
     def on_train_batch_begin(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
         self.model.optimizer.learning_rate.assign(learning_rate_at(step, self.config, self.steps_per_epoch))
+
+    def on_train_batch_end(self, batch, logs=None):
+        # A cancel stops here, between batches: the unfinished epoch is dropped, the last
+        # finished one stays checkpointed (resumable).
+        self.reporter.check_cancel()
+        self.reporter.batch(self.epoch, self.config.epochs, batch + 1, self.steps_per_epoch, dict(logs or {}))
+
+    def on_test_begin(self, logs=None):
+        self.reporter.phase("validating", f"epoch {self.epoch} of {self.config.epochs}")
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.reporter.check_cancel()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -215,7 +305,7 @@ class RunFolderCallback(keras.callbacks.Callback):
             "lr": float(self.model.optimizer.learning_rate.numpy()),
             "seconds": round(seconds, 2),
         }
-        _append_history(self.run_dir / "history.csv", row)
+        _append_history(self.run_dir / HISTORY_FILE, row)
         _write_json(
             self.run_dir / STATE_FILE,
             {
@@ -231,6 +321,7 @@ class RunFolderCallback(keras.callbacks.Callback):
             f"({seconds:.0f}s) best {self.best:.4f}@{self.best_epoch}",
             flush=True,
         )
+        self.reporter.epoch_end(row)
         if done - self.best_epoch >= self.config.patience:
             print(f"early stopping: no better val_accuracy for {self.config.patience} epochs", flush=True)
             self.model.stop_training = True
@@ -257,20 +348,6 @@ def _append_history(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def read_history(path: str | os.PathLike) -> list[dict]:
-    """history.csv as a list of dicts with float values (epoch as int)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = []
-        for raw in csv.DictReader(handle):
-            row = {key: (float(value) if value not in ("", None) else float("nan")) for key, value in raw.items()}
-            row["epoch"] = int(row["epoch"])
-            rows.append(row)
-    return rows
-
-
 def _truncate_history(path: Path, epochs_done: int) -> None:
     rows = [row for row in read_history(path) if row["epoch"] <= epochs_done]
     path.unlink(missing_ok=True)
@@ -278,63 +355,109 @@ def _truncate_history(path: Path, epochs_done: int) -> None:
         _append_history(path, row)
 
 
-def train(config: TrainConfig, resume: bool = False, verbose: int | None = None) -> TrainResult:
-    """Train (or resume) a run; returns where the run stands. Call `finalize_run` afterwards."""
+def _compile_for(model: keras.Model, config: TrainConfig) -> None:
+    optimizer = _make_optimizer(config)
+    _exclude_norms_and_biases(optimizer)
+    if config.teacher:
+        loss = distillation.DistillationLoss(config.distill_alpha, config.distill_temperature, config.label_smoothing)
+        metrics = [distillation.HardLabelAccuracy()]
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+        metrics = ["accuracy"]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+
+def _teacher_targets(
+    config: TrainConfig, run_dir: Path, train_set: FaceDataset, val_set: FaceDataset, reporter: TrainingReporter
+) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's probabilities for the training and validation faces (cached in the run)."""
+    reporter.phase("teacher predictions", f"{config.teacher} labels {len(train_set) + len(val_set)} faces ({config.teacher_tta} TTA)")
+    total = len(train_set) + len(val_set)
+
+    def progress(offset: int) -> object:
+        def report(done: int, _count: int) -> None:
+            reporter.check_cancel()
+            reporter.step((offset + done) / total, f"{offset + done} of {total} faces")
+
+        return report
+
+    cache = run_dir / TEACHER_CACHE
+    train_targets = distillation.cached_teacher_predictions(cache, config.teacher, train_set, config.teacher_tta, progress(0))
+    val_cache = cache.with_name("teacher_val_targets.npz")
+    val_targets = distillation.cached_teacher_predictions(val_cache, config.teacher, val_set, config.teacher_tta, progress(len(train_set)))
+    return train_targets, val_targets
+
+
+def train(
+    config: TrainConfig, resume: bool = False, verbose: int | None = None, reporter: TrainingReporter | None = None
+) -> TrainResult:
+    """Train (or resume) a run; returns where the run stands. Call `finalize_run` afterwards.
+
+    Raises TrainingCancelled when `reporter` asks to stop; the last finished epoch stays resumable.
+    """
+    reporter = reporter or TrainingReporter()
     run_dir = Path(config.out)
     state_path = run_dir / STATE_FILE
+    fresh_state = {"epochs_done": 0, "best_epoch": 0, "best_val_accuracy": -1.0}
     if resume:
-        if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / CHECKPOINT_FILE).is_file():
-            raise FerError(f"{run_dir}: nothing to resume (no {CONFIG_FILE} and {CHECKPOINT_FILE})")
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise FerError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
         saved = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
         # The saved run wins, except for the number of epochs and the patience, which may grow.
         config = dataclasses.replace(TrainConfig(**saved), epochs=config.epochs, patience=config.patience, out=str(run_dir))
-        state = json.loads(state_path.read_text(encoding="utf-8"))
+        # A run stopped before its first epoch ended has no checkpoint: it starts again from epoch 1.
+        resume = (run_dir / CHECKPOINT_FILE).is_file() and state_path.is_file()
+        state = json.loads(state_path.read_text(encoding="utf-8")) if resume else fresh_state
     else:
         if (run_dir / CHECKPOINT_FILE).exists():
             raise FerError(f"{run_dir}: a run is already there; pass --resume to continue it or choose another --out")
         config = config.resolved()
         if config.init_from:  # which file it was, even after that model folder is replaced
             config = dataclasses.replace(config, init_sha256=sha256_of(initial_model_file(config.init_from)))
-        state = {"epochs_done": 0, "best_epoch": 0, "best_val_accuracy": -1.0}
+        if config.teacher:
+            config = dataclasses.replace(config, teacher_sha256=distillation.describe_teacher(config.teacher)["sha256"])
+        state = fresh_state
     (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / CONFIG_FILE, dataclasses.asdict(config))
+    if config.init_from and not resume:
+        write_lineage(run_dir, config.init_from)
 
     keras.utils.set_random_seed(config.seed + state["epochs_done"])
     keras.mixed_precision.set_global_policy(config.precision)
     try:
+        reporter.phase("loading data", str(config.train_data))
         train_set, val_set = load_training_data(config)
+        reporter.check_cancel()
         spec = zoo.get_spec(config.architecture)
         print(
             f"training {config.architecture} on {len(train_set)} images ({train_set.source}), "
             f"validating on {len(val_set)} ({val_set.source})",
             flush=True,
         )
+        train_targets = val_targets = None
+        if config.teacher:
+            train_targets, val_targets = _teacher_targets(config, run_dir, train_set, val_set, reporter)
         train_data = make_dataset(
             train_set.images, train_set.labels, spec.input_size, config.batch_size, training=True,
             augment=AugmentConfig() if config.augment else None, seed=config.seed, mixup_alpha=config.mixup,
+            soft_targets=train_targets,
         )
-        val_data = make_dataset(val_set.images, val_set.labels, spec.input_size, 256, training=False)
+        val_data = make_dataset(val_set.images, val_set.labels, spec.input_size, 256, training=False, soft_targets=val_targets)
         steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
 
         if resume:
-            _truncate_history(run_dir / "history.csv", state["epochs_done"])
+            _truncate_history(run_dir / HISTORY_FILE, state["epochs_done"])
             model = keras.saving.load_model(run_dir / CHECKPOINT_FILE)
             _exclude_norms_and_biases(model.optimizer)
         else:
-            (run_dir / "history.csv").unlink(missing_ok=True)
+            (run_dir / HISTORY_FILE).unlink(missing_ok=True)
             kwargs = {"weights": config.weights} if config.weights else {}
             model = zoo.create_model(config.architecture, **kwargs)
             if config.init_from:
                 load_initial_weights(model, config.init_from)
-            optimizer = _make_optimizer(config)
-            _exclude_norms_and_biases(optimizer)
-            model.compile(
-                optimizer=optimizer,
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                metrics=["accuracy"],
-            )
+            _compile_for(model, config)
         callback = RunFolderCallback(
-            run_dir, config, steps_per_epoch, state["best_val_accuracy"], state["best_epoch"], len(train_set)
+            run_dir, config, steps_per_epoch, state["best_val_accuracy"], state["best_epoch"], len(train_set), reporter
         )
         if state["epochs_done"] < config.epochs and state["epochs_done"] - state["best_epoch"] < config.patience:
             model.fit(

@@ -34,6 +34,22 @@ ASTRONAUT_FACE_REGION = (140, 30, 175, 185)  # x, y, width, height
 ASTRONAUT_FACE_BOX = (174, 70, 105, 105)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Trainings started by tests take the one-training-per-machine lock in their own runs
+    folder, never in the repository's runs/ (where a real training may be running)."""
+    from fer_core.runs import RUNS_DIR_ENV
+
+    root = tmp_path_factory.mktemp("runs")
+    previous = os.environ.get(RUNS_DIR_ENV)
+    os.environ[RUNS_DIR_ENV] = str(root)
+    yield root
+    if previous is None:
+        os.environ.pop(RUNS_DIR_ENV, None)
+    else:
+        os.environ[RUNS_DIR_ENV] = previous
+
+
 # --- paths and sample images ---------------------------------------------------------------
 
 
