@@ -183,3 +183,56 @@ def load_dataset(path: str | os.PathLike, usages: Iterable[str] | None = None, i
             raise DatasetError(f"{path}: --usage applies to a FER2013 CSV, not to an image folder")
         return load_image_folder(path, image_size=image_size)
     raise DatasetError(f"{path}: expected a FER2013 CSV file or an image folder <root>/<class>/*")
+
+
+def count_faces(path: str | os.PathLike, usages: Iterable[str] | None = None) -> dict[str, int]:
+    """Faces per class at `path` without decoding any image: what a training form shows, and
+    the check that runs before a training starts. DatasetError for a missing path, a folder
+    without class sub-folders, a CSV without the expected columns, or no faces at all."""
+    from fer_core.dataset_store import DatasetStore, is_dataset_root, resolve_splits
+
+    path = Path(path)
+    counts = dict.fromkeys(CLASSES, 0)
+    if is_dataset_root(path):
+        store = DatasetStore(path, create=False)
+        for split in resolve_splits(list(usages)) if usages else ("train",):
+            for name in CLASSES:
+                counts[name] += store.count(label=name, split=split)
+        where = f"{path} ({', '.join(usages) if usages else 'train'} split)"
+    elif is_fer_csv(path):
+        wanted = None if usages is None else {usage.strip() for usage in usages}
+        if wanted is not None and not wanted <= set(CSV_USAGES):
+            raise DatasetError(f"{path}: unknown Usage {sorted(wanted - set(CSV_USAGES))}; expected {', '.join(CSV_USAGES)}")
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            columns = [column.strip().lower() for column in next(reader, [])]
+            if "emotion" not in columns or "pixels" not in columns:
+                raise DatasetError(f"{path}: expected the columns emotion,pixels[,Usage]; found {','.join(columns) or 'nothing'}")
+            emotion_col = columns.index("emotion")
+            usage_col = columns.index("usage") if "usage" in columns else None
+            if wanted is not None and usage_col is None:
+                raise DatasetError(f"{path}: a Usage filter was given but the CSV has no Usage column")
+            for line_number, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if wanted is not None and (len(row) <= usage_col or row[usage_col].strip() not in wanted):
+                    continue
+                try:
+                    counts[CLASSES[CSV_CODE_TO_INDEX[int(row[emotion_col])]]] += 1
+                except (ValueError, KeyError, IndexError):
+                    raise DatasetError(f"{path}, line {line_number}: emotion {row[emotion_col:emotion_col + 1]} is not a code 0-6") from None
+        where = f"{path}" + (f" (Usage {', '.join(sorted(wanted))})" if wanted else "")
+    elif path.is_dir():
+        if usages:
+            raise DatasetError(f"{path}: a Usage filter applies to a FER2013 CSV, not to an image folder")
+        _, labels = list_image_folder(path)
+        for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
+            counts[CLASSES[label]] = int(count)
+        where = str(path)
+    elif not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    else:
+        raise DatasetError(f"{path}: expected a FER2013 CSV file, an image folder <root>/<class>/* or a custom dataset folder")
+    if not sum(counts.values()):
+        raise DatasetError(f"{where}: no faces to train on")
+    return counts

@@ -118,12 +118,15 @@ class TrainingLock:
 
     def __init__(self, runs_dir: Path | None = None):
         self.path = Path(runs_dir or default_runs_dir()) / LOCK_FILE
+        # Who holds it is written beside it: replacing the lock file itself (an atomic write
+        # makes a new inode) would leave the flock on the old inode and let a second run in.
+        self.holder_path = self.path.with_name(LOCK_FILE + ".json")
         self.fd: int | None = None
 
     def holder(self) -> LockHolder | None:
         """Who holds the lock now (read from the file, confirmed by the process being alive)."""
         _reap_children()
-        info = _read_json(self.path)
+        info = _read_json(self.holder_path)
         pid = info.get("pid")
         if isinstance(pid, int) and process_alive(pid):
             return LockHolder(str(info.get("run_dir", "")), pid, str(info.get("started", "")))
@@ -161,12 +164,10 @@ class TrainingLock:
 
     def record(self, run_dir: Path, pid: int) -> None:
         """Write who holds the lock (readers never flock: they check the pid instead)."""
-        _write_json(self.path, {"run_dir": str(run_dir), "pid": pid, "started": _now()})
+        _write_json(self.holder_path, {"run_dir": str(run_dir), "pid": pid, "started": _now()})
 
     def release(self) -> None:
         if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, 0)
             os.close(self.fd)
             self.fd = None
 
@@ -429,6 +430,43 @@ def check_run_name(name: str, runs_dir: Path) -> Path:
     return folder
 
 
+def check_training_request(config, runs_dir: str | os.PathLike | None = None, new_run: bool = True) -> dict[str, dict[str, int]]:
+    """Everything that can be checked before a training starts, without loading the data: the
+    run name, the data paths (faces per class, via data.count_faces), the zoo architecture, the
+    model to fine-tune from and the teacher. Returns the face counts per data source; FerError
+    says what is wrong."""
+    from fer_core import zoo
+    from fer_core.card import read_card
+    from fer_core.data import count_faces
+
+    if new_run:
+        check_run_name(Path(config.out).name, Path(runs_dir or default_runs_dir()))
+    zoo.get_spec(config.architecture)
+    counts = {"train": count_faces(config.train_data, _usages_for(config.train_data, config.train_usage, "train"))}
+    for index, path in enumerate(config.mix_data, start=1):
+        counts[f"mix {index}"] = count_faces(path, _usages_for(path, config.train_usage, "train"))
+    if config.val_data:
+        counts["val"] = count_faces(config.val_data, _usages_for(config.val_data, config.val_usage, "val"))
+    for role, source in (("start from", config.init_from), ("teacher", config.teacher)):
+        if not source or (role == "start from" and Path(source).is_file()):  # a bare .keras file is checked on load
+            continue
+        card = read_card(source)  # ModelError: not a model folder
+        if role == "start from" and card.architecture != config.architecture:
+            raise FerError(f"{source} is a {card.architecture} model; fine-tuning needs the same architecture ({config.architecture})")
+    if not 1 <= int(config.epochs) <= 10_000:
+        raise FerError(f"epochs must be between 1 and 10000, got {config.epochs}")
+    return counts
+
+
+def _usages_for(path: str, usages: list[str], split: str) -> list[str] | None:
+    """The selector `count_faces` takes for one source: CSV Usage values, a store split, or none."""
+    from fer_core.dataset_store import is_dataset_root
+
+    if str(path).lower().endswith(".csv"):
+        return list(usages)
+    return [split] if is_dataset_root(path) else None
+
+
 def start_training(
     config,
     runs_dir: str | os.PathLike | None = None,
@@ -438,9 +476,9 @@ def start_training(
 ) -> RunInfo:
     """Start `python -m fer_core train` for `config` in the background and return at once.
 
-    `config.out` is the run folder (check new names with `check_run_name` and the data with
-    `fer_core.data_checks.check_training_data` first). The lock is taken here and handed to the
-    child, so a second start fails at once with a message naming the running one.
+    `config.out` is the run folder (check the request with `check_training_request` first). The
+    lock is taken here and handed to the child, so a second start fails at once with a message
+    naming the running one.
     """
     from fer_core.cli import train_argv
 
