@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.classes import CLASSES, CSV_CODE_TO_INDEX, NUM_CLASSES, class_index
-from fer_core.errors import DatasetError, ImageError
+from fer_core.errors import DatasetError, FerError, ImageError
 from fer_core.image_io import read_grayscale
-from fer_core.preprocessing import resize_gray
+from fer_core.preprocessing import resize_gray, to_gray
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 CSV_USAGES = ("Training", "PublicTest", "PrivateTest")
@@ -236,3 +236,45 @@ def count_faces(path: str | os.PathLike, usages: Iterable[str] | None = None) ->
     if not sum(counts.values()):
         raise DatasetError(f"{where}: no faces to train on")
     return counts
+
+
+def load_faces(source: str | os.PathLike, ids: Sequence[str], image_size: int = 48) -> list[np.ndarray | None]:
+    """The faces named by `FaceDataset.ids` (relative paths, "line N" of a CSV, "face N" of a
+    dataset store), read again from `source` as grayscale squares; None for one that is gone.
+    DatasetError when `source` itself is not on this machine."""
+    from fer_core.dataset_store import DatasetStore, is_dataset_root
+
+    source = Path(source)
+    if not source.exists():
+        raise DatasetError(f"{source}: the evaluation data is not on this machine")
+    faces: list[np.ndarray | None] = [None] * len(ids)
+    if is_dataset_root(source):
+        store = DatasetStore(source, create=False)
+        for position, face_id in enumerate(ids):
+            try:
+                faces[position] = resize_gray(to_gray(store.load_image(int(face_id.removeprefix("face ")))), image_size)
+            except (FerError, ValueError, OSError):
+                faces[position] = None
+    elif is_fer_csv(source):
+        wanted = {int(face_id.removeprefix("line ")): position for position, face_id in enumerate(ids)}
+        with source.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            columns = [column.strip().lower() for column in next(reader, [])]
+            pixels_col = columns.index("pixels") if "pixels" in columns else None
+            for line_number, row in enumerate(reader, start=2):
+                if line_number in wanted and pixels_col is not None and len(row) > pixels_col:
+                    pixels = np.array(row[pixels_col].split(), dtype=np.uint8)
+                    side = int(round(np.sqrt(pixels.size)))
+                    faces[wanted[line_number]] = resize_gray(pixels.reshape(side, side), image_size)
+                if line_number >= max(wanted, default=0):
+                    break
+    else:
+        for position, face_id in enumerate(ids):
+            path = (source / face_id).resolve()
+            if not path.is_relative_to(source.resolve()):  # ids come from a report file: never leave the data root
+                continue
+            try:
+                faces[position] = resize_gray(read_grayscale(path), image_size)
+            except (ImageError, OSError):
+                faces[position] = None
+    return faces

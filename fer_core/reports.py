@@ -128,8 +128,11 @@ def evaluate_and_store(
     usages: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     classifier=None,
+    slug: str | None = None,
 ) -> StoredEvaluation:
-    """Evaluate a model folder's served path on cropped faces and store the result beside it."""
+    """Evaluate a model folder's served path on cropped faces and store the result beside it.
+
+    `classifier` may be another model's (a comparison stored under this model; give it a `slug`)."""
     if classifier is None:
         from fer_core.inference import EmotionClassifier
 
@@ -138,7 +141,7 @@ def evaluate_and_store(
     probabilities = predict_dataset(classifier.predict_faces, dataset.images, tta, progress)
     return store_evaluation(
         model_dir, probabilities, dataset, tta, usages, model_name=classifier.card.name,
-        extra={"backend": classifier.backend},
+        extra={"backend": classifier.backend}, slug=slug,
     )
 
 

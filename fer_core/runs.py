@@ -300,6 +300,9 @@ def run_training_command(config, resume: bool = False, finalize: bool = True, re
             reporter.phase("finalizing", "export, TFLite, evaluation on the validation data")
             card = finalize_run(result.run_dir)
             print(f"{result.run_dir}: model folder ready ({card.name}, val accuracy {card.metrics.get('val_accuracy')})", flush=True)
+            reporter.phase("evaluating", "the custom dataset's test split")
+            for line in compare_on_custom_test(result.run_dir, config):
+                print(line, flush=True)
             if register is not None:
                 from fer_core.registry import ModelRegistry
 
@@ -325,6 +328,42 @@ def run_training_command(config, resume: bool = False, finalize: bool = True, re
 
 
 # --- the page's side: validate, start, read, cancel --------------------------------------------
+
+
+@dataclass
+def compare_on_custom_test(run_dir: Path, config) -> list[str]:
+    """When a model was trained on a custom dataset, evaluate it and the model it started from
+    (if any) on that dataset's test split, one pass each; both reports are stored in the new
+    model's evaluations/ and the card's metrics get `custom_test` (what the Dataset page shows).
+    Returns lines to print; nothing happens for other data or an empty test split."""
+    from fer_core.card import read_card, write_card
+    from fer_core.data import load_dataset
+    from fer_core.dataset_store import is_dataset_root
+    from fer_core.inference import EmotionClassifier
+    from fer_core.reports import evaluate_and_store
+
+    if not is_dataset_root(config.train_data):
+        return []
+    try:
+        test = load_dataset(config.train_data, ["test"])
+    except FerError as error:
+        return [f"no evaluation on the custom test split: {error}"]
+    card = read_card(run_dir)
+    new = evaluate_and_store(run_dir, test, "none", ["test"])
+    summary = {"data": str(config.train_data), "faces": len(test), "accuracy": round(new.report.accuracy, 4),
+               "macro_f1": round(new.report.macro_f1, 4), "slug": new.slug}
+    lines = [f"custom test split ({len(test)} faces): {card.name} {new.report.accuracy:.1%}"]
+    if config.init_from and Path(config.init_from).is_dir():
+        previous = EmotionClassifier(config.init_from)
+        # stored under the new model, named for the one it started from
+        old_slug = f"{new.slug}-{previous.card.name}"
+        old = evaluate_and_store(run_dir, test, "none", ["test"], classifier=previous, slug=old_slug)
+        summary["previous"] = {"model": previous.card.name, "accuracy": round(old.report.accuracy, 4),
+                               "macro_f1": round(old.report.macro_f1, 4), "slug": old_slug}
+        lines.append(f"custom test split: {previous.card.name} (before) {old.report.accuracy:.1%}")
+    card.metrics["custom_test"] = summary
+    write_card(run_dir, card)
+    return lines
 
 
 @dataclass
