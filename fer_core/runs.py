@@ -330,7 +330,6 @@ def run_training_command(config, resume: bool = False, finalize: bool = True, re
 # --- the page's side: validate, start, read, cancel --------------------------------------------
 
 
-@dataclass
 def compare_on_custom_test(run_dir: Path, config) -> list[str]:
     """When a model was trained on a custom dataset, evaluate it and the model it started from
     (if any) on that dataset's test split, one pass each; both reports are stored in the new
