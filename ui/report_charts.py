@@ -18,61 +18,68 @@ LR_COLOR = "#7f7f7f"
 MODEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
 
 
+def _segments(rows: Sequence[dict], key: str, keep) -> tuple[list, list, list]:
+    """x, y and hover text of the rows `keep` selects, with a gap (None) wherever the cycle
+    changes, so one cycle's line never runs back into the next one's."""
+    xs, ys, texts, previous = [], [], [], None
+    for row in rows:
+        if not keep(row):
+            continue
+        cycle = (row.get("cycle", 1), bool(row.get("after_kept")))
+        if previous is not None and cycle != previous:
+            xs.append(None)
+            ys.append(None)
+            texts.append(None)
+        previous = cycle
+        xs.append(row.get("global_epoch", row["epoch"]))
+        ys.append(row.get(key))
+        texts.append(f"{row.get('model', '')} cycle {row.get('cycle', 1)}, epoch {row['epoch']}")
+    return xs, ys, texts
+
+
 def learning_curves(rows: Sequence[dict], title: str = "", kept: Sequence[tuple[float, str]] = ()) -> go.Figure:
     """Loss and accuracy per epoch (train vs validation) with the learning rate on its own axis.
 
     rows: history rows with `global_epoch` (or `epoch`), loss, accuracy, val_loss, val_accuracy,
-    lr and optionally `cycle`/`model`/`after_kept` (lineage curves). kept: (epoch, label) marks.
+    lr and optionally `cycle`/`model`/`after_kept` (lineage curves: an ancestor's epochs after
+    the one its child started from are drawn faint and dashed). kept: (epoch, label) marks.
     """
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"),
                            specs=[[{"secondary_y": True}, {"secondary_y": True}]], horizontal_spacing=0.1)
     if not rows:
         return figure
-    epochs = [row.get("global_epoch", row["epoch"]) for row in rows]
-    hover = [f"{row.get('model', '')} cycle {row.get('cycle', 1)}, epoch {row['epoch']}" for row in rows]
-    dimmed = [bool(row.get("after_kept")) for row in rows]
-    for column, (metric, name) in enumerate((("loss", "loss"), ("accuracy", "accuracy")), start=1):
+    used = [row for row in rows if not row.get("after_kept")]
+    for column, metric in enumerate(("loss", "accuracy"), start=1):
         for key, color, label in ((metric, TRAIN_COLOR, "train"), (f"val_{metric}", VAL_COLOR, "validation")):
-            values = [row.get(key) for row in rows]
-            figure.add_trace(
-                go.Scatter(
-                    x=epochs, y=values, mode="lines+markers", name=f"{label} {name}", legendgroup=label,
-                    showlegend=column == 1, line={"color": color, "width": 2},
-                    marker={"size": 4, "opacity": [0.35 if dim else 1.0 for dim in dimmed]},
-                    customdata=hover, hovertemplate="%{customdata}<br>" + f"{label} {name}" + " %{y:.4f}<extra></extra>",
-                ),
-                row=1, col=column,
-            )
-        figure.add_trace(
-            go.Scatter(x=epochs, y=[row.get("lr") for row in rows], mode="lines", name="learning rate",
-                       legendgroup="lr", showlegend=column == 1, line={"color": LR_COLOR, "width": 1, "dash": "dot"},
-                       hovertemplate="lr %{y:.5f}<extra></extra>"),
-            row=1, col=column, secondary_y=True,
-        )
-    for epoch, label in kept:
+            xs, ys, texts = _segments(rows, key, lambda row: not row.get("after_kept"))
+            figure.add_trace(go.Scatter(
+                x=xs, y=ys, mode="lines+markers", name=f"{label} {metric}", legendgroup=label, showlegend=column == 1,
+                line={"color": color, "width": 2}, marker={"size": 4}, customdata=texts,
+                hovertemplate="%{customdata}<br>" + f"{label} {metric}" + " %{y:.4f}<extra></extra>",
+            ), row=1, col=column)
+            xs, ys, texts = _segments(rows, key, lambda row: bool(row.get("after_kept")))
+            if xs:
+                figure.add_trace(go.Scatter(
+                    x=xs, y=ys, mode="lines", name="epochs after the kept one", legendgroup="unused",
+                    showlegend=column == 1 and key == metric, line={"color": color, "width": 1, "dash": "dot"}, opacity=0.45,
+                    customdata=texts, hovertemplate="%{customdata} (not used later)<br>%{y:.4f}<extra></extra>",
+                ), row=1, col=column)
+        xs, ys, _ = _segments(rows, "lr", lambda row: True)
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="learning rate", legendgroup="lr",
+                                    showlegend=column == 1, line={"color": LR_COLOR, "width": 1, "dash": "dot"},
+                                    hovertemplate="lr %{y:.5f}<extra></extra>"),
+                         row=1, col=column, secondary_y=True)
+    for index, (epoch, label) in enumerate(kept):
         for column in (1, 2):
             figure.add_vline(x=epoch, line={"color": "#2ca02c", "width": 1.5, "dash": "dash"}, row=1, col=column)
-        figure.add_annotation(x=epoch, y=1.02, xref="x2", yref="paper", text=label, showarrow=False,
-                              font={"size": 11, "color": "#2ca02c"})
-    _shade_after_kept(figure, epochs, dimmed)
-    figure.update_layout(height=380, hovermode="x unified", title={"text": title} if title else None,
-                         margin={"l": 10, "r": 10, "t": 60 if title else 40, "b": 10},
-                         legend={"orientation": "h", "y": -0.18})
-    figure.update_xaxes(title_text="epoch")
+        figure.add_annotation(x=epoch, y=1.0 + 0.07 * (index % 2), xref="x2", yref="paper", text=label, showarrow=False,
+                              font={"size": 11, "color": "#2ca02c"}, xanchor="right" if index % 2 == 0 else "left")
+    figure.update_layout(height=400, hovermode="x unified", title={"text": title} if title else None,
+                         margin={"l": 10, "r": 10, "t": 70 if title else 55, "b": 10},
+                         legend={"orientation": "h", "y": -0.2})
+    figure.update_xaxes(title_text="epoch" if len({row.get("cycle", 1) for row in used}) < 2 else "epoch (across cycles)")
     figure.update_yaxes(title_text="lr", secondary_y=True, showgrid=False, rangemode="tozero")
     return figure
-
-
-def _shade_after_kept(figure: go.Figure, epochs: list, dimmed: list[bool]) -> None:
-    """Grey bands over an ancestor's epochs after the one its child started from."""
-    start = None
-    for epoch, dim, following in zip(epochs, dimmed, [*dimmed[1:], False], strict=True):
-        if dim and start is None:
-            start = epoch
-        if dim and not following and start is not None:
-            for column in (1, 2):
-                figure.add_vrect(x0=start - 0.5, x1=epoch + 0.5, fillcolor="#999999", opacity=0.12, line_width=0, row=1, col=column)
-            start = None
 
 
 def overlaid_curves(curves: dict[str, Sequence[dict]], metric: str = "val_accuracy") -> go.Figure:

@@ -10,6 +10,7 @@ import gc
 
 import streamlit as st
 
+from fer_core.dataset_store import DatasetStore, default_root
 from fer_core.detection import FaceDetector, create_detector
 from fer_core.inference import EmotionClassifier, EmotionRecognizer
 from fer_core.registry import ModelRegistry, RegisteredModel
@@ -50,6 +51,11 @@ def model_checksum(model: RegisteredModel) -> str:
     return model.card.sha256.get("model.tflite") or model.card.sha256.get("model.keras", "")
 
 
+def model_cache_key(model: RegisteredModel) -> str:
+    """A model as part of a cache key: its folder and the served weights' checksum."""
+    return f"{model.path.resolve()}:{model_checksum(model)}"
+
+
 def load_recognizer(model: RegisteredModel, detector_name: str) -> EmotionRecognizer:
     return EmotionRecognizer(load_detector(detector_name), load_classifier(str(model.path), model_checksum(model)))
 
@@ -57,3 +63,17 @@ def load_recognizer(model: RegisteredModel, detector_name: str) -> EmotionRecogn
 def registry() -> ModelRegistry:
     # Cheap (reads a few small JSON files) and must see models registered since the last run.
     return ModelRegistry()
+
+
+@st.cache_resource(show_spinner=False)
+def load_dataset_store(root: str) -> DatasetStore:
+    """One store object per dataset folder, shared by every session and thread (it holds only
+    paths; each call opens its own SQLite connection). Keyed by the folder, so FER_DATASET_DIR
+    pointing elsewhere gets its own."""
+    return DatasetStore(root)
+
+
+def dataset_store() -> DatasetStore:
+    """The custom dataset of `fer_core.dataset_store.default_root()` (FER_DATASET_DIR or data/custom);
+    DatasetError when that folder cannot be used."""
+    return load_dataset_store(str(default_root().resolve()))

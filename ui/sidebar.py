@@ -88,6 +88,7 @@ def ensure_app_navigation() -> None:
     from streamlit.runtime.pages_manager import PagesManager
 
     if getattr(PagesManager, "uses_pages_directory", False):
+        st.set_page_config(page_title="FER Workbench", page_icon=":performing_arts:", layout="wide")
         render_sidebar()
 
 

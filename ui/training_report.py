@@ -116,14 +116,14 @@ def render_card(model: RegisteredModel) -> None:
     best = metrics.get("best_tta", "none")
     model_flops = flops(model)
     columns = st.columns(5)
-    columns[0].metric("Validation, one pass", f"{metrics['val_accuracy']:.1%}" if "val_accuracy" in metrics else "n/a",
+    columns[0].metric("Val, one pass", f"{metrics['val_accuracy']:.1%}" if "val_accuracy" in metrics else "n/a",
                       help="The live webcam's path: one look at each face.")
-    columns[1].metric(f"With {best} TTA", f"{by_tta[best]:.1%}" if best in by_tta else "n/a",
+    columns[1].metric(f"Val, {best}", f"{by_tta[best]:.1%}" if best in by_tta else "n/a",
                       help="Test-time augmentation chosen on validation; the Upload page uses it.")
-    columns[2].metric("Macro-F1, one pass", f"{metrics['val_macro_f1']:.3f}" if "val_macro_f1" in metrics else "n/a",
+    columns[2].metric("Macro-F1", f"{metrics['val_macro_f1']:.3f}" if "val_macro_f1" in metrics else "n/a",
                       help="The mean of the seven classes' F1: rare classes count as much as common ones.")
     columns[3].metric("Parameters", f"{card.parameters / 1e6:.2f} M")
-    columns[4].metric("FLOPs per face", f"{model_flops / 1e6:.0f} M" if model_flops else "n/a",
+    columns[4].metric("FLOPs a face", f"{model_flops / 1e6:.0f} M" if model_flops else "n/a",
                       help="Floating-point operations for one 48x48 face (a multiply-add counts as 2).")
     facts = {
         "architecture": card.architecture,
@@ -149,12 +149,12 @@ def render_card(model: RegisteredModel) -> None:
         if by_tta:
             table = pd.DataFrame({
                 "TTA": list(by_tta),
-                "accuracy": list(by_tta.values()),
+                "accuracy": [100 * value for value in by_tta.values()],
                 "macro-F1": [f1_by_tta.get(mode) for mode in by_tta],
             })
             st.markdown("**Validation by test-time augmentation**")
             st.dataframe(table, hide_index=True, width="stretch", key="report_tta",
-                         column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
+                         column_config={"accuracy": st.column_config.NumberColumn(format="%.2f%%"),
                                         "macro-F1": st.column_config.NumberColumn(format="%.3f")})
             if not f1_by_tta:
                 st.caption("Macro-F1 per TTA mode: evaluate the model again (Evaluate tab) to see it.")
@@ -172,11 +172,12 @@ def render_lineage_and_curves(model: RegisteredModel) -> None:
     if not rows:
         st.info("This model has no training history (`history.csv`).", icon=":material/timeline:")
         return
-    kept = [(row["global_epoch"], f"kept: {row['model']} epoch {row['epoch']}") for row in rows if row.get("kept")]
+    kept = [(row["global_epoch"], f"kept: epoch {row['epoch']}" + (f" of cycle {row['cycle']}" if len(summary) > 1 else ""))
+            for row in rows if row.get("kept")]
     st.plotly_chart(report_charts.learning_curves(rows, kept=kept), key="report_curves",
                     config={"displaylogo": False})
     if len(summary) > 1:
-        st.caption("Epochs run across all cycles. Grey bands: an ancestor's epochs after the one the next cycle started from.")
+        st.caption("Epochs run across all cycles. Dotted: an ancestor's epochs after the one the next cycle started from.")
 
 
 def choose_evaluation(model: RegisteredModel, key: str) -> StoredEvaluation | None:

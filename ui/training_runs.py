@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core.data import CSV_USAGES
-from fer_core.dataset_store import default_root as default_dataset_root
+from fer_core.dataset_store import is_dataset_root
 from fer_core.errors import FerError
 from fer_core.registry import RegisteredModel
 from fer_core.runs import (
@@ -41,7 +41,6 @@ STATE_ICONS = {
     "cancelled": ":material/cancel:", "failed": ":material/error:", "stopped": ":material/power_off:",
     "unknown": ":material/help:",
 }
-DATA_KINDS = ("Image folder <root>/<class>/*", "FER2013 CSV", "Custom dataset")
 
 
 def _duration(seconds: float | None) -> str:
@@ -162,92 +161,103 @@ def render_runs(key: str, models: list[RegisteredModel]) -> None:
 class FormPreset:
     """What a page fills in for the user (the Dataset page: its dataset, fine-tune the active model)."""
 
-    data_kind: str = DATA_KINDS[0]
     data_path: str = ""
     init_from: str | None = None  # registered model name
     name_prefix: str = "run"
     epochs: int = 20
 
 
-def _data_fields(prefix: str, label: str, preset_kind: str, preset_path: str, default_usage: str, key: str):
-    kind = st.radio(f"{label}: kind", DATA_KINDS, index=DATA_KINDS.index(preset_kind), horizontal=True, key=f"{key}_{prefix}_kind")
-    placeholder = {"FER2013 CSV": "/path/to/fer2013.csv", "Custom dataset": str(default_dataset_root())}.get(kind, f"/path/to/fer2013/{prefix}")
-    path = st.text_input(f"{label}: path", value=preset_path, placeholder=placeholder, key=f"{key}_{prefix}_path")
+def _data_source(label: str, key: str, preset_path: str, default_usage: str, placeholder: str) -> tuple[str, list[str]]:
+    """A data path, plus the CSV Usage values when it is a FER2013 CSV (the kind is read from the path:
+    a .csv file, a custom dataset folder holding index.sqlite, or an image-folder tree)."""
+    path = st.text_input(label, value=preset_path, placeholder=placeholder, key=key).strip()
     usage = [default_usage]
-    if kind == "FER2013 CSV":
-        usage = st.multiselect(f"{label}: CSV Usage", CSV_USAGES, default=[default_usage], key=f"{key}_{prefix}_usage")
-    return kind, path.strip(), usage
+    if path.lower().endswith(".csv"):
+        usage = st.multiselect(f"{label}: rows with Usage", CSV_USAGES, default=[default_usage], key=f"{key}_usage")
+    elif path and is_dataset_root(path):
+        st.caption(":material/label: a custom dataset: its labelled faces of the "
+                   + ("train" if default_usage == "Training" else "val") + " split")
+    return path, usage
 
 
 def render_train_form(key: str, models: list[RegisteredModel], preset: FormPreset = FormPreset()) -> None:
-    """The form that starts a background training (checked before anything starts)."""
+    """The controls that start a background training (checked before anything starts)."""
     running = active_run(default_runs_dir())
     if running is not None:
         st.info(f"`{running.name}` is training now; one training runs at a time on this machine. "
                 "Wait for it to end or cancel it above.", icon=":material/hourglass_top:")
         return
     names = [model.name for model in models]
-    with st.form(f"{key}_form", border=True):
-        top = st.columns([2, 2, 2])
-        run_name = top[0].text_input("Run name", value=f"{preset.name_prefix}_{datetime.now():%Y%m%d_%H%M}",
-                                     key=f"{key}_name", help="Letters, digits, '_', '-', '.'; the folder under runs/ and the model's name.")
+    by_name = {model.name: model for model in models}
+    with st.container(border=True):
+        top = st.columns(3)
+        run_name = top[0].text_input("Run name", value=f"{preset.name_prefix}_{datetime.now():%Y%m%d_%H%M}", key=f"{key}_name",
+                                     help="Letters, digits, '_', '-', '.': the folder under runs/ and the new model's name.")
         start_options = ["from scratch", *names]
         start = top[1].selectbox("Start", start_options,
                                  index=start_options.index(preset.init_from) if preset.init_from in names else 0,
                                  key=f"{key}_start", format_func=lambda value: value if value == "from scratch" else f"fine-tune {value}",
                                  help="Fine-tuning starts from a registered model's weights (same architecture).")
-        architecture = top[2].selectbox("Architecture (from scratch)", list_models(),
-                                        index=list_models().index("resnet_fer_small"), key=f"{key}_arch",
-                                        help="Ignored when fine-tuning: the model's own architecture is used.")
+        initial = by_name.get(start)
+        architectures = list_models()
+        architecture = top[2].selectbox(
+            "Architecture", architectures,
+            index=architectures.index(initial.card.architecture if initial else "resnet_fer_small"),
+            key=f"{key}_arch_{start}", disabled=initial is not None,
+            help="A fine-tune keeps the architecture of the model it starts from.")
         st.caption(get_spec(architecture).description)
-        data_kind, data_path, train_usage = _data_fields("train", "Training data", preset.data_kind, preset.data_path, "Training", key)
-        mix = st.text_input("Also train on (optional): another image folder, CSV or dataset, e.g. FER2013's train folder",
-                            key=f"{key}_mix")
-        validation = st.radio("Validation", ["its own validation data", "hold out a fraction of the training data"],
-                              horizontal=True, key=f"{key}_val_mode",
-                              help="A custom dataset validates on its val split when no path is given.")
-        val_kind, val_path, val_usage = _data_fields("val", "Validation data", DATA_KINDS[0], "", "PublicTest", key)
-        fraction = st.slider("Held-out fraction", 0.05, 0.3, 0.1, 0.05, key=f"{key}_fraction")
+        data_path, train_usage = _data_source(
+            "Training data: an image-folder tree <root>/<class>/*, a FER2013 CSV, or a custom dataset folder",
+            f"{key}_train", preset.data_path, "Training", "/path/to/fer2013/train")
+        mix = st.text_input("Also train on (optional): another folder, CSV or dataset, e.g. FER2013's train folder",
+                            key=f"{key}_mix").strip()
+        hold_out = st.toggle("Hold out a fraction of the training data for validation", key=f"{key}_hold_out",
+                             help="Instead of separate validation data. A custom dataset uses its val split when no validation path is given.")
+        fraction, val_path, val_usage = 0.1, "", ["PublicTest"]
+        if hold_out:
+            fraction = st.slider("Held-out fraction", 0.05, 0.3, 0.1, 0.05, key=f"{key}_fraction")
+        else:
+            val_path, val_usage = _data_source("Validation data (same kinds)", f"{key}_val", "", "PublicTest",
+                                               "/path/to/fer2013/val")
         row = st.columns(6)
         epochs = row[0].number_input("Epochs", 1, 1000, preset.epochs, key=f"{key}_epochs")
-        batch = row[1].number_input("Batch size (0: default)", 0, 1024, 0, key=f"{key}_batch")
-        rate = row[2].number_input("Peak learning rate (0: default)", 0.0, 1.0, 0.0, step=0.005, format="%.4f", key=f"{key}_lr")
-        mixup = row[3].number_input("Mixup alpha (0: off)", 0.0, 1.0, 0.0, step=0.1, key=f"{key}_mixup")
-        augment = row[4].toggle("Augmentation", value=True, key=f"{key}_augment",
+        batch = row[1].number_input("Batch (0: default)", 0, 1024, 0, key=f"{key}_batch")
+        rate = row[2].number_input("Peak LR (0: default)", 0.0, 1.0, 0.0, step=0.005, format="%.4f", key=f"{key}_lr")
+        mixup = row[3].number_input("Mixup alpha", 0.0, 1.0, 0.0, step=0.1, key=f"{key}_mixup", help="0 turns mixup off; 0.2 is typical.")
+        patience = row[4].number_input("Early-stop patience", 1, 1000, 20, key=f"{key}_patience")
+        augment = row[5].toggle("Augmentation", value=True, key=f"{key}_augment",
                                 help="Flips, rotations, shifts, zoom and random erasing.")
-        patience = row[5].number_input("Early-stop patience", 1, 1000, 20, key=f"{key}_patience")
         teacher = st.selectbox("Distil from (optional)", ["none", *names], key=f"{key}_teacher",
                                help="Train on a registered model's test-time-augmented predictions as soft targets.")
-        check = st.form_submit_button("Check the data", icon=":material/fact_check:")
-        submitted = st.form_submit_button("Start training", icon=":material/model_training:", type="primary")
+        buttons = st.columns([1, 1, 4])
+        check = buttons[0].button("Check the data", key=f"{key}_check", icon=":material/fact_check:")
+        submitted = buttons[1].button("Start training", key=f"{key}_submit", icon=":material/model_training:", type="primary")
     if not (check or submitted):
         return
-    by_name = {model.name: model for model in models}
-    initial = by_name.get(start)
     config = TrainConfig(
-        architecture=initial.card.architecture if initial else architecture,
-        train_data=data_path or (str(default_dataset_root()) if data_kind == "Custom dataset" else ""),
+        architecture=architecture,
+        train_data=data_path,
         out=str(default_runs_dir() / run_name.strip()),
-        val_data=(val_path or None) if validation == "its own validation data" else None,
+        val_data=val_path or None,
         epochs=int(epochs), batch_size=int(batch) or None, learning_rate=float(rate) or None,
         augment=bool(augment), mixup=float(mixup), patience=int(patience),
         train_usage=train_usage or ["Training"], val_usage=val_usage or ["PublicTest"], val_fraction=float(fraction),
         init_from=str(initial.path) if initial else None,
         teacher=str(by_name[teacher].path) if teacher in by_name else None,
-        mix_data=[mix.strip()] if mix.strip() else [],
+        mix_data=[mix] if mix else [],
     )
     try:
         if not config.train_data:
             raise FerError("type the path of the training data")
-        if validation == "its own validation data" and not config.val_data and data_kind != "Custom dataset":
-            raise FerError("type the path of the validation data, or choose to hold out a fraction of the training data")
+        if not hold_out and not config.val_data and not is_dataset_root(config.train_data):
+            raise FerError("type the path of the validation data, or hold out a fraction of the training data")
         counts = check_training_request(config, default_runs_dir())
     except FerError as error:
         st.error(str(error), icon=":material/error:")
         return
     summary = "; ".join(f"{role}: {sum(per_class.values()):,} faces ({', '.join(f'{name} {count}' for name, count in per_class.items())})"
                         for role, per_class in counts.items())
-    if check and not submitted:
+    if check:
         st.success(f"Ready to train. {summary}", icon=":material/check_circle:")
         return
     try:

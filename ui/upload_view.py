@@ -15,13 +15,14 @@ import streamlit as st
 
 from fer_core.analysis import UploadAnalysis, analyze_bytes, annotated_png, content_digest, results_frame
 from fer_core.classes import CLASS_COLORS_RGB, CLASSES, class_color_hex
+from fer_core.dataset_store import NewFace, Prediction
 from fer_core.detection import DetectorSettings
 from fer_core.drawing import readable_on
 from fer_core.inference import FacePrediction
 from fer_core.registry import RegisteredModel
 from ui.charts import probability_chart
-from ui.dataset_inbox import InboxFace, add_to_inbox, inbox
-from ui.resources import load_recognizer, model_checksum
+from ui.dataset_actions import save_faces, saved_face_id
+from ui.resources import load_recognizer, model_cache_key
 from ui.sidebar import SidebarChoices
 
 LOGGER = logging.getLogger(__name__)
@@ -37,33 +38,28 @@ class UploadItem:
     data: bytes
     digest: str
     key: str
+    from_camera: bool = False
 
 
-def collect_inputs() -> list[UploadItem]:
-    """The uploader's files plus, when the camera is switched on, the camera photo."""
-    files = st.file_uploader(
-        "Drop photos here (jpg, png, webp, bmp, tiff, gif; several at once)",
-        type=IMAGE_TYPES,
-        accept_multiple_files=True,
-        key="upload_files",
-    )
-    sources = [(file.name, file.getvalue()) for file in files or []]
-    if st.toggle("Take a photo with the browser camera", key="upload_use_camera"):
-        photo = st.camera_input("Camera", key="upload_camera", label_visibility="collapsed")
+def collect_inputs(
+    key_prefix: str = "upload", label: str = "Drop photos here (jpg, png, webp, bmp, tiff, gif; several at once)"
+) -> list[UploadItem]:
+    """The uploader's files plus, when the camera is switched on, the camera photo. `key_prefix`
+    keeps the widgets of two pages that use this (Upload, Dataset & labeling) apart."""
+    files = st.file_uploader(label, type=IMAGE_TYPES, accept_multiple_files=True, key=f"{key_prefix}_files")
+    sources = [(file.name, file.getvalue(), False) for file in files or []]
+    if st.toggle("Take a photo with the browser camera", key=f"{key_prefix}_use_camera"):
+        photo = st.camera_input("Camera", key=f"{key_prefix}_camera", label_visibility="collapsed")
         if photo is not None:
             data = photo.getvalue()
-            sources.append((f"camera-{content_digest(data)[:8]}.jpg", data))
+            sources.append((f"camera-{content_digest(data)[:8]}.jpg", data, True))
     seen: Counter[str] = Counter()
     items = []
-    for name, data in sources:
+    for name, data, from_camera in sources:
         digest = content_digest(data)
         seen[digest] += 1
-        items.append(UploadItem(name, data, digest, f"{digest[:16]}_{seen[digest]}"))
+        items.append(UploadItem(name, data, digest, f"{digest[:16]}_{seen[digest]}", from_camera))
     return items
-
-
-def _model_key(model: RegisteredModel) -> str:
-    return f"{model.path.resolve()}:{model_checksum(model)}"
 
 
 @st.cache_data(max_entries=64, show_spinner="Finding and classifying faces...")
@@ -99,7 +95,7 @@ def analyze(item: UploadItem, choices: SidebarChoices) -> UploadAnalysis:
     return _analyze_cached(
         item.digest,
         item.name,
-        _model_key(choices.model),
+        model_cache_key(choices.model),
         choices.detector,
         (settings.min_confidence, settings.min_face_size, settings.max_faces),
         bool(st.session_state.get(whole_image_key(item), False)),
@@ -119,7 +115,7 @@ def face_badge(face: FacePrediction) -> str:
     )
 
 
-def render_face(item: UploadItem, analysis: UploadAnalysis, face: FacePrediction) -> None:
+def render_face(item: UploadItem, analysis: UploadAnalysis, face: FacePrediction, model_name: str) -> None:
     """Badge and box, then the colour thumbnail beside the 7-class chart, then labelling."""
     box = analysis.original_box(face.box)
     st.markdown(
@@ -135,34 +131,29 @@ def render_face(item: UploadItem, analysis: UploadAnalysis, face: FacePrediction
             key=f"upload_chart_{item.key}_{face.index}",
             config={"displayModeBar": False},
         )
-    render_send_to_dataset(item, analysis, face)
+    render_send_to_dataset(item, analysis, face, model_name)
 
 
-def render_send_to_dataset(item: UploadItem, analysis: UploadAnalysis, face: FacePrediction) -> None:
-    """Queue the face with a user-chosen label for the Dataset & labeling page."""
+def render_send_to_dataset(item: UploadItem, analysis: UploadAnalysis, face: FacePrediction, model_name: str) -> None:
+    """Add the face's colour crop to the custom dataset with the label the user chose; the
+    model's prediction is stored beside it, never as the label."""
     key = f"upload_label_{item.key}_{face.index}"
-    queued = any(entry.key == (item.digest, face.index) for entry in inbox())
-    title = "Labelled" if queued else "Add to dataset"
+    saved_key = f"upload:{item.digest}:{face.index}"
+    saved = saved_face_id(saved_key)
+    title = f"In the dataset (#{saved})" if saved is not None else "Add to dataset"
     with st.popover(title, icon=":material/add_photo_alternate:", key=f"{key}_popover"):
         predicted = CLASSES.index(face.label) if face.label in CLASSES else 0
         label = st.selectbox("True emotion", CLASSES, index=predicted, key=key)
-        if st.button("Send to the custom dataset", key=f"{key}_send"):
-            add_to_inbox(
-                InboxFace(
-                    label=label,
-                    predicted=face.label,
-                    confidence=face.confidence,
-                    source=item.name,
-                    digest=item.digest,
-                    face_index=face.index,
-                    box=face.box.as_tuple(),
-                    gray_crop=face.crop,
-                    thumbnail=analysis.thumbnails[face.index - 1],
-                )
+        if st.button("Add to the custom dataset", key=f"{key}_send", icon=":material/add_photo_alternate:"):
+            new_face = NewFace(
+                image=analysis.thumbnails[face.index - 1],
+                source="upload",
+                label=label,
+                prediction=Prediction(face.label, face.confidence, model_name) if face.label in CLASSES else None,
+                box=analysis.original_box(face.box),
+                origin=item.name,
             )
-            st.toast(
-                f"Face #{face.index} of {item.name} queued as **{label}**; save it on the Dataset & labeling page."
-            )
+            save_faces([new_face], [saved_key], f"face #{face.index} of {item.name}")
 
 
 def render_no_face(item: UploadItem, choices: SidebarChoices) -> None:
@@ -216,7 +207,7 @@ def render_analysis(item: UploadItem, analysis: UploadAnalysis, choices: Sidebar
             many = len(faces) > FACES_SHOWN_OPEN
             with st.expander(f"All {len(faces)} faces", expanded=True) if many else st.container():
                 for face in faces:
-                    render_face(item, analysis, face)
+                    render_face(item, analysis, face, choices.model.name)
 
 
 def render_results_table(analyses: list[UploadAnalysis]) -> None:

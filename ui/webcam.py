@@ -13,14 +13,14 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 import streamlit as st
 
-from fer_core.analysis import content_digest
 from fer_core.classes import CLASS_COLORS_RGB, class_color_hex
+from fer_core.dataset_store import NewFace, Prediction
 from fer_core.detection import DetectorSettings
 from fer_core.inference import EmotionRecognizer
 from fer_core.tracking import TrackerSettings
 from fer_core.video import FrameProcessor, Snapshot, StreamSettings, TimelinePoint, stats_path_from_env
 from ui.charts import probability_chart
-from ui.dataset_inbox import InboxFace, add_to_inbox
+from ui.dataset_actions import save_faces
 
 PROCESSOR_KEY = "webcam_processor"
 SNAPSHOT_KEY = "webcam_snapshot"
@@ -181,7 +181,7 @@ def render_live_panel(processor: FrameProcessor, playing: bool, signalling: bool
 
 
 def render_snapshot(processor: FrameProcessor, playing: bool) -> None:
-    """Keep the current frame's faces with their labels, and queue them for the custom dataset."""
+    """Keep the current frame's faces with their labels, and add them to the custom dataset."""
     if st.button("Snapshot faces", icon=":material/photo_camera:", key="webcam_snapshot_button"):
         if not playing:
             st.warning("Start the camera first: a snapshot keeps the faces of the current frame.")
@@ -197,7 +197,7 @@ def render_snapshot(processor: FrameProcessor, playing: bool) -> None:
     if snapshot is None:
         return
     taken = time.strftime("%H:%M:%S", time.localtime(snapshot.taken_at))
-    st.markdown(f"**Snapshot {taken}** ({snapshot.model_name}): set the true emotion of each face, then send them to the dataset.")
+    st.markdown(f"**Snapshot {taken}** ({snapshot.model_name}): set the true emotion of each face, then add them to the dataset.")
     columns = st.columns(max(4, len(snapshot.faces)))
     labels = []
     for column, face in zip(columns, snapshot.faces, strict=False):  # at least 4 columns, so a few faces stay small
@@ -211,21 +211,18 @@ def render_snapshot(processor: FrameProcessor, playing: bool) -> None:
                     key=f"webcam_snapshot_label_{snapshot.taken_at}_{face.track_id}",
                 )
             )
-    if st.button("Send to the custom dataset", icon=":material/add_photo_alternate:", key="webcam_snapshot_send"):
-        source = f"webcam-{time.strftime('%Y%m%d-%H%M%S', time.localtime(snapshot.taken_at))}"
-        digest = content_digest(snapshot.frame_rgb.tobytes())
-        for face, label in zip(snapshot.faces, labels, strict=True):
-            add_to_inbox(
-                InboxFace(
-                    label=label,
-                    predicted=face.label,
-                    confidence=face.confidence,
-                    source=source,
-                    digest=digest,
-                    face_index=face.track_id,
-                    box=face.box.as_tuple(),
-                    gray_crop=face.crop,
-                    thumbnail=face.face_rgb,
-                )
+    if st.button("Add to the custom dataset", icon=":material/add_photo_alternate:", key="webcam_snapshot_send"):
+        origin = f"webcam-{time.strftime('%Y%m%d-%H%M%S', time.localtime(snapshot.taken_at))}"
+        faces = [
+            NewFace(
+                image=face.face_rgb,
+                source="webcam",
+                label=label,
+                prediction=Prediction(face.label, face.confidence, snapshot.model_name),
+                box=face.box,
+                origin=f"{origin} #{face.track_id}",
             )
-        st.success(f"{len(snapshot.faces)} face(s) queued; save them on the Dataset & labeling page.")
+            for face, label in zip(snapshot.faces, labels, strict=True)
+        ]
+        keys = [f"webcam:{snapshot.taken_at}:{face.track_id}" for face in snapshot.faces]
+        save_faces(faces, keys, f"{len(faces)} face(s) of the snapshot")
