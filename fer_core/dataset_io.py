@@ -15,6 +15,7 @@ import io
 import os
 import re
 import stat
+import tempfile
 import uuid
 import zipfile
 import zlib
@@ -616,6 +617,16 @@ def export_csv(store: DatasetStore, path: str | os.PathLike) -> Path:
                 writer.writerow((CLASS_TO_CSV_CODE[record.label], pixels, SPLIT_TO_USAGE[record.split]))
 
     return _write_output(path, fill)
+
+
+def export_bytes(store: DatasetStore, suffix: str) -> bytes:
+    """An export made now, as bytes for a download: ".zip" (`export_zip`) or ".csv" (`export_csv`),
+    written to a temp file that is removed afterwards."""
+    writers = {".zip": export_zip, ".csv": export_csv}
+    if suffix not in writers:
+        raise DatasetError(f"unknown export format {suffix!r}; expected .zip or .csv")
+    with tempfile.TemporaryDirectory(prefix="fer_export_") as folder:
+        return writers[suffix](store, Path(folder) / f"dataset{suffix}").read_bytes()
 
 
 def write_report_json(path: str | os.PathLike, data: str) -> Path:

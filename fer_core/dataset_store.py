@@ -306,6 +306,20 @@ class PreparedFace:
         return image_file(self.sha256)
 
 
+@dataclass(frozen=True)
+class QueuePosition:
+    """Where a face stands in a review queue (`DatasetStore.queue_position`)."""
+
+    before: int  # queued faces that come before it
+    total: int  # faces in the queue now
+    inside: bool  # whether the face itself is in the queue
+
+    @property
+    def number(self) -> int:
+        """Its 1-based place in the queue (where it would be, when it left the queue)."""
+        return self.before + 1
+
+
 @dataclass
 class UndoResult:
     """What `undo` reverted."""
@@ -340,6 +354,24 @@ class DatasetStats:
     def too_small(self, min_per_class: int = MIN_TRAIN_PER_CLASS, split: str = "train") -> list[str]:
         """Classes with fewer than `min_per_class` labelled faces in `split`: too few to train on."""
         return [label for label, splits in self.by_label_split.items() if splits[split] < min_per_class]
+
+    def training_problems(self, min_per_class: int = MIN_TRAIN_PER_CLASS) -> list[str]:
+        """Why this dataset is not ready to train on yet, in plain words (empty when it is):
+        classes with too few training faces, and an empty test split (nothing to compare on)."""
+        problems = []
+        small = self.too_small(min_per_class)
+        if small:
+            counts = ", ".join(f"{label} {self.by_label_split[label]['train']}" for label in small)
+            problems.append(
+                f"too few labelled training faces in {len(small)} of {len(CLASSES)} classes ({counts}); "
+                f"each class needs at least {min_per_class} in the train split"
+            )
+        splits = self.by_split
+        if splits["val"] == 0:
+            problems.append("no labelled face in the val split, so a training has nothing to validate on")
+        if splits["test"] == 0:
+            problems.append("no labelled face in the test split, so the new model cannot be compared with the old one")
+        return problems
 
     def to_dict(self) -> dict:
         return {
@@ -456,6 +488,38 @@ def write_file_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+# --- review queues -----------------------------------------------------------------------------
+
+# kind -> (which faces, their order as SQL expressions). `_queue_key` gives a face's values of the
+# same expressions, so a page can start right after any face (keyset paging: no offset that
+# shifts while labelled faces leave the queue).
+_QUEUES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "unlabelled": ("label IS NULL", ("created", "id")),
+    "low_confidence": ("1", ("confidence IS NULL", "COALESCE(confidence, 0.0)", "id")),
+    "disagreement": (
+        "label IS NOT NULL AND predicted_label IS NOT NULL AND label != predicted_label",
+        ("-COALESCE(confidence, 0.0)", "id"),
+    ),
+}
+
+
+def _queue_sql(kind: str) -> tuple[str, str, str]:
+    """(where, order key, as many `?` as the key has values) of a review queue."""
+    if kind not in _QUEUES:
+        raise DatasetError(f"unknown review queue {kind!r}; expected {', '.join(QUEUE_KINDS)}")
+    where, key = _QUEUES[kind]
+    return where, ", ".join(key), ", ".join("?" * len(key))
+
+
+def _queue_key(kind: str, face: FaceRecord) -> list:
+    confidence = 0.0 if face.confidence is None else float(face.confidence)
+    if kind == "unlabelled":
+        return [face.created, face.id]
+    if kind == "low_confidence":
+        return [int(face.confidence is None), confidence, face.id]
+    return [-confidence, face.id]
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -680,23 +744,47 @@ class DatasetStore:
         with self._reading() as connection:
             return int(connection.execute(f"SELECT COUNT(*) FROM faces{where}", params).fetchone()[0])
 
-    def queue(self, kind: str, limit: int = 50, offset: int = 0) -> list[FaceRecord]:
+    def queue(
+        self, kind: str, limit: int = 50, offset: int = 0, *, after: FaceRecord | None = None
+    ) -> list[FaceRecord]:
         """Faces to review next (never deleted ones):
         unlabelled      faces without a label, oldest first;
         low_confidence  every face the model was least sure of first (faces never predicted last);
         disagreement    labelled faces whose label differs from the model's, most confident model first
-                        (the likeliest labelling mistakes)."""
-        queries = {
-            "unlabelled": "label IS NULL ORDER BY created, id",
-            "low_confidence": "1 ORDER BY confidence IS NULL, confidence, id",
-            "disagreement": "label IS NOT NULL AND predicted_label IS NOT NULL AND label != predicted_label "
-            "ORDER BY confidence DESC, id",
-        }
-        if kind not in queries:
-            raise DatasetError(f"unknown review queue {kind!r}; expected {', '.join(QUEUE_KINDS)}")
-        sql = f"SELECT * FROM faces WHERE deleted_at IS NULL AND {queries[kind]} LIMIT ? OFFSET ?"
+                        (the likeliest labelling mistakes).
+        after: read on from this face's place in the queue's order (the next page, without an
+        offset that shifts while faces leave the queue); it need not be in the queue any more."""
+        where, key, marks = _queue_sql(kind)
+        sql = f"SELECT * FROM faces WHERE deleted_at IS NULL AND {where}"
+        params: list = []
+        if after is not None:
+            sql += f" AND ({key}) > ({marks})"
+            params += _queue_key(kind, after)
+        sql += f" ORDER BY {key} LIMIT ? OFFSET ?"
         with self._reading() as connection:
-            return [_record(row) for row in connection.execute(sql, (max(0, int(limit)), max(0, int(offset))))]
+            rows = connection.execute(sql, [*params, max(0, int(limit)), max(0, int(offset))])
+            return [_record(row) for row in rows]
+
+    def queue_face(self, kind: str, face_id: int) -> FaceRecord | None:
+        """The face as it is now when it is in the queue (not deleted, matching it), else None."""
+        where, _, _ = _queue_sql(kind)
+        with self._reading() as connection:
+            row = connection.execute(
+                f"SELECT * FROM faces WHERE id = ? AND deleted_at IS NULL AND {where}", (int(face_id),)
+            ).fetchone()
+        return _record(row) if row is not None else None
+
+    def queue_position(self, kind: str, face: FaceRecord) -> QueuePosition:
+        """Where `face` stands in a review queue: how many queued faces come before it, how many
+        the queue holds, and whether the face is in it (one pass over the index)."""
+        where, key, marks = _queue_sql(kind)
+        sql = (
+            f"SELECT COUNT(*), COALESCE(SUM(({key}) < ({marks})), 0), COALESCE(SUM(id = ?), 0) "
+            f"FROM faces WHERE deleted_at IS NULL AND {where}"
+        )
+        with self._reading() as connection:
+            total, before, inside = connection.execute(sql, [*_queue_key(kind, face), int(face.id)]).fetchone()
+        return QueuePosition(before=int(before), total=int(total), inside=bool(inside))
 
     def history(self, face_id: int | None = None, actor: str | None = None, limit: int = 100) -> list[dict]:
         """Events, newest first: every add, label, delete, restore, undo... of a face or an actor."""
@@ -1080,6 +1168,10 @@ class DatasetStore:
         now = utc_now()
         return self._bulk(ids, "bulk_delete", lambda row: None if row["deleted_at"] else {"deleted_at": now}, actor)
 
+    def bulk_restore(self, ids: Sequence[int], actor: str = "") -> int:
+        """Restore many deleted faces at once (one undo step). Returns how many changed."""
+        return self._bulk(ids, "restore", lambda row: {"deleted_at": None} if row["deleted_at"] else None, actor)
+
     def repredict(
         self, classifier: EmotionClassifier, ids: Sequence[int] | None = None, *, tta: str = "none", actor: str = ""
     ) -> int:
@@ -1307,6 +1399,7 @@ __all__ = [
     "NewFace",
     "PreparedFace",
     "Prediction",
+    "QueuePosition",
     "UndoResult",
     "default_root",
     "is_dataset_root",

@@ -105,3 +105,20 @@ def draw_status(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:
         _, height = _text(image, line, (4, y + int(24 * scale)), scale, (255, 255, 255), (20, 20, 20))
         y += height + 2
     return image
+
+
+def fit_face(image: np.ndarray, side: int) -> np.ndarray:
+    """A stored face sized for display with its longest side at most `side`: small crops (such
+    as 48x48) are enlarged by a whole factor with nearest-neighbour, so their pixels stay crisp
+    instead of blurred; larger ones are area-downscaled."""
+    longest = max(image.shape[:2])
+    if longest < side:
+        factor = side // longest
+        if factor < 2:
+            return image
+        return np.ascontiguousarray(np.repeat(np.repeat(image, factor, axis=0), factor, axis=1))
+    if longest == side:
+        return image
+    factor = side / longest
+    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
