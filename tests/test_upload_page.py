@@ -248,20 +248,29 @@ def test_a_camera_photo_is_analysed(upload_page: AppTest) -> None:
     assert row_box(results.iloc[0]).iou(ASTRONAUT_FACE) > 0.5
 
 
-def test_a_face_can_be_sent_to_the_custom_dataset(upload_page: AppTest) -> None:
+def test_add_to_dataset_puts_the_colour_crop_in_the_store(
+    upload_page: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fer_core.dataset_store import DatasetStore
+
+    monkeypatch.setenv("FER_DATASET_DIR", str(tmp_path / "dataset"))
     app = upload(upload_page, ("astronaut.png", ASTRONAUT.read_bytes()))
+    predicted = table(app).iloc[0]["emotion"]
     label_key = next(box.key for box in app.selectbox if box.key and box.key.startswith("upload_label_"))
     app.selectbox(key=label_key).set_value("sad")
     app.button(key=f"{label_key}_send").click()
     app.run()
     assert not app.exception, app.exception
-    assert any("queued as **sad**" in message.value for message in app.toast)
-    (queued,) = app.session_state["dataset_inbox"]
-    assert (queued.label, queued.source, queued.face_index) == ("sad", "astronaut.png", 1)
-    assert queued.gray_crop.ndim == 2 and queued.thumbnail.ndim == 3
-    app.switch_page("pages/4_dataset.py").run()
-    assert not app.exception, app.exception
-    assert any("1 face(s)" in markdown.value for markdown in app.markdown)
+    (face,) = DatasetStore(tmp_path / "dataset").list_faces()
+    assert any(f"as face #{face.id} (sad)" in message.value for message in app.toast)
+    assert (face.label, face.source, face.origin, face.predicted_label) == ("sad", "upload", "astronaut.png", predicted)
+    assert face.model_name == app.session_state["sidebar_choices"].model.name and 0 < face.confidence <= 1
+    assert face.channels == 3, "the colour crop is stored"
+    assert face.box.iou(ASTRONAUT_FACE) > 0.6, "the box in the file's pixels"
+    app.button(key=f"{label_key}_send").click()
+    app.run()
+    assert any(f"exactly this face already: face {face.id}" in warning.value for warning in app.warning)
+    assert DatasetStore(tmp_path / "dataset").count() == 1
 
 
 # --- the engine side of the page (fer_core.analysis) ----------------------------------------------

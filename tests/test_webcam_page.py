@@ -124,7 +124,10 @@ def test_live_panel_shows_the_tracked_faces_of_real_frames(app_registry, streame
     assert timeline["data"][0]["name"] == "#1" and timeline["data"][0]["y"][-1] == track.label
 
 
-def test_snapshot_keeps_the_faces_and_queues_them_for_the_dataset(app_registry, streamer, astronaut_rgb):
+def test_snapshot_keeps_the_faces_and_adds_them_to_the_dataset(app_registry, streamer, astronaut_rgb, tmp_path, monkeypatch):
+    from fer_core.dataset_store import DatasetStore
+
+    monkeypatch.setenv("FER_DATASET_DIR", str(tmp_path / "dataset"))
     app = open_page()
     streamer.state = WebRtcStreamerState(playing=True, signalling=False)
     app.run()
@@ -153,10 +156,13 @@ def test_snapshot_keeps_the_faces_and_queues_them_for_the_dataset(app_registry, 
     label_box.set_value("surprise")
     app.button(key="webcam_snapshot_send").click().run()
     assert not app.exception, app.exception
-    (queued,) = app.session_state["dataset_inbox"]
-    assert (queued.label, queued.predicted, queued.face_index) == ("surprise", face.label, face.track_id)
-    assert np.array_equal(queued.gray_crop, face.crop)
-    assert queued.source.startswith("webcam-")
+    store = DatasetStore(tmp_path / "dataset")
+    (saved,) = store.list_faces()
+    assert (saved.label, saved.predicted_label, saved.source) == ("surprise", face.label, "webcam")
+    assert saved.origin.startswith("webcam-") and saved.origin.endswith(f"#{face.track_id}")
+    assert saved.box == face.box and saved.model_name == snapshot.model_name
+    assert np.array_equal(store.load_image(saved), face.face_rgb), "the colour crop, as it was"
+    assert any(f"face #{saved.id} (surprise)" in message.value for message in app.toast)
 
 
 def test_snapshot_before_start_explains(app_registry, streamer):

@@ -193,11 +193,17 @@ def _day_range(value) -> tuple[datetime | None, datetime | None]:
     return start, end
 
 
-def _bulk(action: str, ids: list[int], label: str | None = None) -> None:
-    """The bulk buttons' callback; what it did is shown on the next draw."""
-    store, actor = dataset_store(), session_actor()
+def _picked(ids: list[int]) -> list[int]:
+    return [face_id for face_id in ids if st.session_state.get(f"browse_pick_{face_id}")]
+
+
+def _bulk(action: str, page_ids: list[int]) -> None:
+    """The bulk buttons' callback. It reads the ticks and the new label as they are when the button
+    is clicked (not as they were drawn); what it did is shown on the next draw."""
+    store, actor, ids = dataset_store(), session_actor(), _picked(page_ids)
     try:
         if action == "label":
+            label = _label_choice(st.session_state.get("browse_new_label", UNLABELLED))
             changed = store.bulk_set_label(ids, label, actor)
             text = f"relabelled {changed} of {len(ids)} face(s) {label or UNLABELLED}"
         elif action == "delete":
@@ -216,8 +222,7 @@ def _bulk(action: str, ids: list[int], label: str | None = None) -> None:
     if action != "undo" and changed:
         text += "; Undo reverts it"
     st.session_state[BROWSE_MESSAGE_KEY] = (True, text[0].upper() + text[1:])
-    for face_id in ids:
-        st.session_state[f"browse_pick_{face_id}"] = False
+    _pick_all(ids, False)
 
 
 def _pick_all(ids: list[int], value: bool) -> None:
@@ -262,8 +267,7 @@ def render_browse(store: DatasetStore) -> None:
         for column, record in zip(st.columns(GRID_COLUMNS), records[start : start + GRID_COLUMNS], strict=False):
             with column:
                 _render_thumbnail(store, record)
-    selected = [face_id for face_id in ids if st.session_state.get(f"browse_pick_{face_id}")]
-    _render_bulk_bar(ids, selected, deleted)
+    _render_bulk_bar(ids, _picked(ids), deleted)
 
 
 def _render_thumbnail(store: DatasetStore, record: FaceRecord) -> None:
@@ -283,13 +287,13 @@ def _render_bulk_bar(ids: list[int], selected: list[int], deleted: bool) -> None
         columns[1].button("Clear", key="browse_select_none", on_click=_pick_all, args=(ids, False), disabled=not selected)
         if deleted:
             columns[4].button(f"Restore {len(selected)}", key="browse_restore", icon=":material/restore_from_trash:",
-                              disabled=not selected, on_click=_bulk, args=("restore", selected))
+                              disabled=not selected, on_click=_bulk, args=("restore", ids))
         else:
-            new_label = columns[2].selectbox("New label", [*CLASSES, UNLABELLED], key="browse_new_label")
+            columns[2].selectbox("New label", [*CLASSES, UNLABELLED], key="browse_new_label")
             columns[3].button(f"Relabel {len(selected)}", key="browse_relabel", icon=":material/label:", type="primary",
-                              disabled=not selected, on_click=_bulk, args=("label", selected, _label_choice(new_label)))
+                              disabled=not selected, on_click=_bulk, args=("label", ids))
             columns[4].button(f"Delete {len(selected)}", key="browse_delete", icon=":material/delete:",
-                              disabled=not selected, on_click=_bulk, args=("delete", selected))
+                              disabled=not selected, on_click=_bulk, args=("delete", ids))
         columns[5].button("Undo", key="browse_undo", icon=":material/undo:", on_click=_bulk, args=("undo", []),
                           help="Undo your last change (a bulk action is one step).")
 

@@ -1,0 +1,181 @@
+"""The Dataset & labeling page, run for real with Streamlit's AppTest on a real store.
+
+FER_DATASET_DIR points at a tmp folder holding a SQLite index and PNGs made with
+`DatasetStore.add_face` (synthetic faces from conftest); the app, the sidebar and the store are
+the real ones (the store object is cached per folder, so every test gets its own).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fer_core.classes import CLASSES
+from fer_core.dataset_store import DatasetStore, FaceRecord, Prediction
+from tests.conftest import synthetic_face
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PAGE = "pages/4_dataset.py"
+TABS = ("Collect", "Label", "Browse", "Balance", "Export & retrain")
+PREDICTIONS = [("happy", 0.9), ("sad", 0.4), ("angry", 0.7), ("fear", 0.55), ("neutral", 0.8), ("surprise", 0.6)]
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DatasetStore:
+    """A store of six unlabelled faces, each with a model prediction (ids 1-6, oldest first)."""
+    root = tmp_path / "dataset"
+    monkeypatch.setenv("FER_DATASET_DIR", str(root))
+    store = DatasetStore(root)
+    rng = np.random.default_rng(3)
+    for number, (label, confidence) in enumerate(PREDICTIONS):
+        store.add_face(synthetic_face(number % len(CLASSES), 48, rng), source="import",
+                       prediction=Prediction(label, confidence, "test_model"), origin=f"face{number}.png")
+    return store
+
+
+def open_page(tab: str) -> AppTest:
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
+    app.run()
+    app.session_state["dataset_tab"] = tab
+    app.switch_page(PAGE).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def texts(app: AppTest, kind: str) -> str:
+    return " | ".join(str(element.value) for element in getattr(app, kind))
+
+
+def shown_face(app: AppTest) -> int | None:
+    headings = [markdown.value for markdown in app.markdown if markdown.value.startswith("### Face #")]
+    return int(headings[0].removeprefix("### Face #")) if headings else None
+
+
+def test_every_tab_renders(app_registry: Path, store: DatasetStore) -> None:
+    app = open_page("Collect")
+    assert app.title[0].value == "Dataset & labeling"
+    assert {"collect_files", "collect_zip"} <= {uploader.key for uploader in app.get("file_uploader")}
+    for tab in TABS[1:]:
+        app.session_state["dataset_tab"] = tab
+        app.run()
+        assert not app.exception, (tab, app.exception)
+
+
+def test_a_key_press_labels_the_face_keeps_the_prediction_and_advances_and_undo_reverts(
+    app_registry: Path, store: DatasetStore
+) -> None:
+    app = open_page("Label")
+    assert shown_face(app) == 1
+    assert "**1 of 6** unlabelled" in texts(app, "markdown")
+    assert app.button(key="label_class_angry").proto.shortcut == "1"
+    app.button(key="label_class_angry").click().run()
+    assert not app.exception, app.exception
+    face = store.get(1)
+    assert (face.label, face.predicted_label, face.confidence) == ("angry", "happy", pytest.approx(0.9))
+    assert shown_face(app) == 2, "auto-advance to the next unlabelled face"
+    assert "labelled #1 angry; U undoes" in texts(app, "success")
+    assert "Labelled **1** of 6 faces" in texts(app, "markdown")
+    app.button(key="label_undo").click().run()
+    assert store.get(1).label is None
+    assert shown_face(app) == 1, "undo shows the face it reverted"
+    assert "Undid the label of face 1" in texts(app, "success")
+
+
+def test_a_face_changed_by_another_tab_is_not_overwritten(app_registry: Path, store: DatasetStore) -> None:
+    app = open_page("Label")
+    assert shown_face(app) == 1
+    store.set_label(1, "sad", actor="another-tab")  # between this tab's render and its click
+    app.button(key="label_class_angry").click().run()
+    assert not app.exception, app.exception
+    assert store.get(1).label == "sad", "nothing was overwritten"
+    warning = texts(app, "warning")
+    assert "face 1 was changed meanwhile" in warning and "nothing was overwritten" in warning
+    assert shown_face(app) == 1 and "Label: **sad**" in texts(app, "markdown"), "shown as it is now"
+    app.button(key="label_class_angry").click().run()  # deciding again, on what is shown now
+    assert store.get(1).label == "angry"
+
+
+def test_left_right_delete_and_the_low_confidence_queue(app_registry: Path, store: DatasetStore) -> None:
+    app = open_page("Label")
+    app.button(key="label_skip").click().run()
+    assert shown_face(app) == 2 and store.get(1).label is None
+    app.button(key="label_back").click().run()
+    assert shown_face(app) == 1
+    app.button(key="label_delete").click().run()
+    assert store.get(1).deleted and shown_face(app) == 2
+    app.segmented_control(key="label_queue").set_value("low_confidence").run()
+    assert not app.exception, app.exception
+    assert shown_face(app) == 2, "the least confident face first (sad 40%)"
+    assert "**1 of 5** least confident first" in texts(app, "markdown")
+
+
+def test_bulk_relabel_and_delete_in_browse(app_registry: Path, store: DatasetStore) -> None:
+    app = open_page("Browse")
+    assert "**6** face(s) match" in texts(app, "markdown")
+    app.checkbox(key="browse_pick_2").check()
+    app.checkbox(key="browse_pick_5").check()
+    app.run()
+    app.selectbox(key="browse_new_label").set_value("fear")
+    app.button(key="browse_relabel").click().run()
+    assert not app.exception, app.exception
+    assert [store.get(face_id).label for face_id in (2, 5)] == ["fear", "fear"]
+    assert store.get(3).label is None
+    assert "Relabelled 2 of 2 face(s) fear" in texts(app, "success")
+    app.selectbox(key="browse_label").set_value("fear").run()
+    assert "**2** face(s) match" in texts(app, "markdown")
+    app.button(key="browse_undo").click().run()
+    assert store.get(2).label is None and store.get(5).label is None
+
+
+def test_balance_warns_about_classes_too_small_to_train(app_registry: Path, store: DatasetStore) -> None:
+    store.bulk_set_label([1, 2, 3], "happy")
+    app = open_page("Balance")
+    warning = texts(app, "warning")
+    assert "Too small to train:" in warning
+    for name in CLASSES:
+        assert name in warning
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert (metrics["Labelled"], metrics["Unlabelled"]) == ("3", "3")
+    assert len(app.get("plotly_chart")) == 1
+
+
+def test_export_offers_both_downloads_and_says_when_not_ready_to_train(app_registry: Path, store: DatasetStore) -> None:
+    store.bulk_set_label([1, 2], "happy")
+    app = open_page("Export & retrain")
+    buttons = {button.key: button for button in app.get("download_button")}
+    assert {"export_zip", "export_csv"} <= set(buttons)
+    assert not buttons["export_zip"].proto.disabled and not buttons["export_csv"].proto.disabled
+    assert "not ready to train on yet" in texts(app, "warning")
+    assert app.text_input(key="dataset_train").value == str(store.root)
+
+
+def test_the_exports_are_made_from_the_store(store: DatasetStore) -> None:
+    from fer_core.dataset_io import export_bytes
+
+    store.set_label(1, "happy")
+    with zipfile.ZipFile(io.BytesIO(export_bytes(store, ".zip"))) as archive:
+        names = archive.namelist()
+    assert "manifest.csv" in names and "happy/1.png" in names and len(names) == 7
+    rows = export_bytes(store, ".csv").decode().splitlines()
+    assert rows[0] == "emotion,pixels,Usage" and len(rows) == 2
+
+
+def test_a_walk_reads_the_queue_page_by_page(store: DatasetStore) -> None:
+    from fer_core.labeling import LabelWalk
+
+    walk = LabelWalk("unlabelled", page_size=2)
+    seen = []
+    face: FaceRecord | None = walk.current(store)
+    while face is not None:
+        seen.append(face.id)
+        walk.label(store, "happy", actor="walker")
+        face = walk.current(store)
+    assert seen == [1, 2, 3, 4, 5, 6]
+    assert store.count(label="unlabelled") == 0
+    assert walk.undo(store, "walker").text.startswith("Undid the label of face 6")
+    assert walk.current(store).id == 6
