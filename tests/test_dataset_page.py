@@ -179,3 +179,73 @@ def test_a_walk_reads_the_queue_page_by_page(store: DatasetStore) -> None:
     assert store.count(label="unlabelled") == 0
     assert walk.undo(store, "walker").text.startswith("Undid the label of face 6")
     assert walk.current(store).id == 6
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_collect_turns_photos_and_crops_into_labelled_faces_and_reports_bad_files(
+    app_registry: Path, store: DatasetStore
+) -> None:
+    from fer_core.preprocessing import Box
+
+    crop = synthetic_face(2, 48, np.random.default_rng(11))
+    app = open_page("Collect")
+    app.file_uploader(key="collect_files").set_value([
+        ("astronaut.png", (REPO_ROOT / "sample_images" / "astronaut.png").read_bytes(), "image/png"),
+        ("notes.png", b"not a picture at all\n" * 20, "image/png"),
+        ("crop.png", png_bytes(crop), "image/png"),
+    ])
+    app.run()
+    assert not app.exception, app.exception
+    assert "notes.png: not an image file" in texts(app, "error")
+    boxes = [box for box in app.selectbox if box.key and box.key.startswith("collect_label_")]
+    assert len(boxes) == 2, "one candidate per detected face, and the small crop as it is"
+    astronaut_box, crop_box = boxes
+    astronaut_prediction = astronaut_box.value
+    assert astronaut_prediction in CLASSES, "pre-labelled with the model's prediction"
+    crop_box.set_value("unlabelled")
+    app.button(key="collect_add").click().run()
+    assert not app.exception, app.exception
+    added = store.list_faces(source="upload", order="id")
+    assert len(added) == 2
+    photo, small = added
+    assert (photo.label, photo.predicted_label, photo.origin) == (astronaut_prediction, astronaut_prediction, "astronaut.png")
+    assert photo.box.iou(Box(174, 70, 105, 105)) > 0.6 and photo.channels == 3
+    assert (small.label, small.box, small.origin, small.channels) == (None, None, "crop.png", 1)
+    assert np.array_equal(store.load_image(small), crop), "a crop up to 128 px is stored as it is"
+    assert any(f"#{photo.id}" in toast.value for toast in app.toast)
+    app.button(key="collect_add").click().run()  # the same faces again
+    assert "exactly this face already" in texts(app, "warning") and store.count() == 8
+
+
+def test_import_a_zip_and_a_server_path_show_what_happened(app_registry: Path, store: DatasetStore) -> None:
+    rng = np.random.default_rng(21)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("faces/happy/a.png", png_bytes(synthetic_face(3, 48, rng)))
+        bundle.writestr("faces/sad/b.png", png_bytes(synthetic_face(5, 48, rng)))
+        bundle.writestr("faces/sad/again.png", store.path_of(store.get(1)).read_bytes())
+        bundle.writestr("faces/happy/broken.png", b"\x89PNG broken")
+        bundle.writestr("faces/pets/cat.png", png_bytes(synthetic_face(0, 48, rng)))
+    app = open_page("Collect")
+    app.file_uploader(key="collect_zip").set_value(("faces.zip", archive.getvalue(), "application/zip"))
+    app.run()
+    app.button(key="collect_import_zip").click().run()
+    assert not app.exception, app.exception
+    assert "faces.zip: 2 added, 1 duplicates, 2 skipped" in texts(app, "success")
+    report = app.dataframe[0].value
+    results = dict(zip(report["file"], report["result"], strict=True))
+    assert results["faces/sad/again.png"] == "duplicate of face #1"
+    assert "not a class folder" in results["faces/pets/"] and results["faces/happy/broken.png"].startswith("skipped:")
+    assert sorted(face.label for face in store.list_faces(label="happy") + store.list_faces(label="sad")) == ["happy", "sad"]
+    app.button(key="collect_import_path").click().run()
+    assert "Type the path of a folder" in texts(app, "error")
+    app.text_input(key="collect_server_path").set_value("/nowhere/faces").run()
+    app.button(key="collect_import_path").click().run()
+    assert "Nothing was imported: /nowhere/faces: no such file or folder" in texts(app, "error")

@@ -91,6 +91,7 @@ def render_collect(store: DatasetStore, choices: SidebarChoices) -> None:
 def _render_candidates(items: list[upload_view.UploadItem], choices: SidebarChoices) -> None:
     settings = choices.settings
     found: list[tuple[upload_view.UploadItem, int, FaceCandidate]] = []
+    faces_in: dict[str, int] = {}  # item key -> faces found in that picture
     for item in items:
         faces = _picture_faces(item.digest, item.name, model_cache_key(choices.model), choices.detector,
                                (settings.min_confidence, settings.min_face_size, settings.max_faces), choices.model, item.data)
@@ -104,6 +105,7 @@ def _render_candidates(items: list[upload_view.UploadItem], choices: SidebarChoi
                        "confidence* in the sidebar, or upload a tight crop of the face (up to 128 px it is taken whole).",
                        icon=":material/face_retouching_off:")
         found += [(item, number, candidate) for number, candidate in enumerate(faces.candidates, start=1)]
+        faces_in[item.key] = len(faces.candidates)
     if not found:
         return
     options = [*CLASSES, UNLABELLED]
@@ -120,7 +122,7 @@ def _render_candidates(items: list[upload_view.UploadItem], choices: SidebarChoi
                 keep = st.checkbox("in the dataset" if saved is None else f"in the dataset (#{saved})",
                                    value=saved is None, key=f"collect_keep_{key}")
             if keep:
-                origin = item.name if len(found) == 1 else f"{item.name} #{number}"
+                origin = item.name if faces_in[item.key] == 1 else f"{item.name} #{number}"
                 face = NewFace(candidate.image, "camera" if item.from_camera else "upload", _label_choice(label),
                                prediction, candidate.box, origin=origin)
                 chosen.append((face, f"collect:{item.digest}:{number}"))
@@ -136,7 +138,8 @@ def _render_import(store: DatasetStore, choices: SidebarChoices) -> None:
                "not added; the whole import is one undo step.")
     left, right = st.columns(2, gap="medium")
     with left:
-        archive = st.file_uploader("ZIP of class folders (or an export)", type=["zip"], key="collect_zip")
+        archive = st.file_uploader("ZIP of class folders (or an export)", type=["zip"], key="collect_zip",
+                                   help="A ZIP larger than the upload limit can be imported by its path on the server (right).")
         if st.button("Import the ZIP", key="collect_import_zip", icon=":material/upload_file:", disabled=archive is None):
             with tempfile.TemporaryDirectory(prefix="fer_import_") as folder:
                 path = Path(folder) / "upload.zip"
