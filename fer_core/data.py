@@ -182,6 +182,8 @@ def load_dataset(path: str | os.PathLike, usages: Iterable[str] | None = None, i
         if usages:
             raise DatasetError(f"{path}: --usage applies to a FER2013 CSV, not to an image folder")
         return load_image_folder(path, image_size=image_size)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
     raise DatasetError(f"{path}: expected a FER2013 CSV file or an image folder <root>/<class>/*")
 
 

@@ -468,17 +468,19 @@ def check_run_name(name: str, runs_dir: Path) -> Path:
     return folder
 
 
-def check_training_request(config, runs_dir: str | os.PathLike | None = None, new_run: bool = True) -> dict[str, dict[str, int]]:
+def check_training_request(config, runs_dir: str | os.PathLike | None = None, run_name: str | None = None) -> dict[str, dict[str, int]]:
     """Everything that can be checked before a training starts, without loading the data: the
-    run name, the data paths (faces per class, via data.count_faces), the zoo architecture, the
-    model to fine-tune from and the teacher. Returns the face counts per data source; FerError
-    says what is wrong."""
+    run name as the user typed it (when given; the run goes to `<runs dir>/<run_name>`), the data
+    paths (faces per class, via data.count_faces), the zoo architecture, the model to fine-tune
+    from and the teacher. Returns the face counts per data source; FerError says what is wrong."""
     from fer_core import zoo
     from fer_core.card import read_card
     from fer_core.data import count_faces
 
-    if new_run:
-        check_run_name(Path(config.out).name, Path(runs_dir or default_runs_dir()))
+    if run_name is not None:
+        folder = check_run_name(run_name, Path(runs_dir or default_runs_dir()))
+        if Path(config.out).resolve() != folder.resolve():
+            raise FerError(f"the run folder {config.out} is not {folder}")
     zoo.get_spec(config.architecture)
     counts = {"train": count_faces(config.train_data, _usages_for(config.train_data, config.train_usage, "train"))}
     for index, path in enumerate(config.mix_data, start=1):

@@ -72,7 +72,7 @@ def tiny_config(faces: dict[str, Path], out: Path, epochs: int) -> TrainConfig:
 def test_start_watch_refuse_second_cancel_resume_register(faces, private_runs_dir: Path, models_dir: Path):
     run_dir = private_runs_dir / "tiny_bg"
     config = tiny_config(faces, run_dir, epochs=400)
-    counts = check_training_request(config, private_runs_dir)
+    counts = check_training_request(config, private_runs_dir, run_name="tiny_bg")
     assert sum(counts["train"].values()) == 56 and sum(counts["val"].values()) == 14
 
     started = start_training(config, private_runs_dir, register="tiny_bg")
@@ -158,7 +158,7 @@ def test_bad_training_requests_fail_before_anything_starts(faces, tmp_path: Path
     }
     for message, config in cases.items():
         with pytest.raises(FerError, match=message):
-            check_training_request(config, tmp_path)
+            check_training_request(config, tmp_path, run_name=Path(config.out).name)
     assert not (tmp_path / "a").exists()
 
 

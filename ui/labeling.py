@@ -40,6 +40,8 @@ def _walk(kind: str) -> LabelWalk:
 
 def _act(kind: str, action: str, label: str | None = None) -> None:
     """A button's callback (runs before the redraw, so the redraw shows the next face)."""
+    import time as _t
+    open("/tmp/label_timing.log", "a").write(f"act {_t.time():.4f}\n")
     walk, store, actor = _walk(kind), dataset_store(), session_actor()
     if action == "label":
         walk.label(store, label, actor)
@@ -104,6 +106,9 @@ def _render_buttons(kind: str, face: FaceRecord | None) -> None:
 @st.fragment
 def render_label() -> None:
     """The queue picker, the face shown, what was done last, and the buttons."""
+    import time as _t
+    _start = _t.time()
+    open("/tmp/label_timing.log", "a").write(f"frag_start {_start:.4f}\n")
     store = dataset_store()
     kind = st.segmented_control("Queue", QUEUE_KINDS, default=QUEUE_KINDS[0], required=True, key=QUEUE_KEY,
                                 format_func=lambda value: QUEUE_TITLES[value].capitalize())
@@ -130,3 +135,4 @@ def render_label() -> None:
     st.caption(f"Keys: **1-{len(CLASSES)}** label ({', '.join(CLASSES)}) and go on, **0** unlabel, "
                "**Left / Right** previous / next, **U** undo your last change, **Delete** delete (restorable in Browse). "
                "The highlighted class is the model's suggestion.")
+    open("/tmp/label_timing.log", "a").write(f"frag_end {_t.time():.4f} {(_t.time()-_start)*1000:.1f}ms\n")

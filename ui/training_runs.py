@@ -237,7 +237,7 @@ def render_train_form(key: str, models: list[RegisteredModel], preset: FormPrese
     config = TrainConfig(
         architecture=architecture,
         train_data=data_path,
-        out=str(default_runs_dir() / run_name.strip()),
+        out=str(default_runs_dir() / run_name.strip()),  # the name is checked as typed before anything starts
         val_data=val_path or None,
         epochs=int(epochs), batch_size=int(batch) or None, learning_rate=float(rate) or None,
         augment=bool(augment), mixup=float(mixup), patience=int(patience),
@@ -251,7 +251,7 @@ def render_train_form(key: str, models: list[RegisteredModel], preset: FormPrese
             raise FerError("type the path of the training data")
         if not hold_out and not config.val_data and not is_dataset_root(config.train_data):
             raise FerError("type the path of the validation data, or hold out a fraction of the training data")
-        counts = check_training_request(config, default_runs_dir())
+        counts = check_training_request(config, default_runs_dir(), run_name=run_name.strip())
     except FerError as error:
         st.error(str(error), icon=":material/error:")
         return
