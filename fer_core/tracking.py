@@ -58,6 +58,9 @@ class Track(TopLabelMixin):
     classes: tuple[str, ...]
     hits: int = 1  # analysed frames in which the face was seen
     missed: int = 0  # consecutive analysed frames without the face
+    classified: int = 0  # how many times its face was classified (0: probabilities are a placeholder)
+    stale: int = 0  # frames seen since its face was last classified (a frame budget skips some)
+    detected_box: Box | None = None  # this frame's raw detector box (None when missed): what to crop
     _corners: np.ndarray = field(default=None, repr=False)  # smoothed float x0, y0, x1, y1
 
 
@@ -124,33 +127,47 @@ class IoUTracker:
         for track_index, track in enumerate(self._tracks):
             if track_index not in matched_tracks:
                 track.missed += 1
+                track.detected_box = None
         self._tracks = [track for track in self._tracks if track.missed <= settings.max_missed]
         for box_index, seen in enumerate(observations):
             if box_index not in matched_boxes:
                 self._tracks.append(self._start(seen))
         return list(self._tracks)
 
+    def observe(self, track: Track, probabilities: np.ndarray) -> None:
+        """Smooth a classification of `track`'s face (made after `update`, e.g. within a frame
+        budget) into its probabilities; the first one replaces the uniform placeholder."""
+        probabilities = self._checked(probabilities)
+        if track.classified == 0:
+            track.probabilities = probabilities.copy()
+        else:
+            keep = self.settings.smoothing
+            track.probabilities = keep * track.probabilities + (1.0 - keep) * probabilities
+        track.raw_probabilities = probabilities.copy()
+        track.classified += 1
+        track.stale = 0
+
     def _start(self, seen: Observation) -> Track:
-        probabilities = self._checked(seen.probabilities)
-        if probabilities is None:  # seen before ever being classified: uniform until it is
-            probabilities = np.full(len(self.classes), 1.0 / len(self.classes))
+        placeholder = np.full(len(self.classes), 1.0 / len(self.classes))  # uniform until classified
         track = Track(
-            self._next_id, seen.box, probabilities.copy(), probabilities.copy(), self.classes, _corners=_corners(seen.box)
+            self._next_id, seen.box, placeholder, placeholder.copy(), self.classes, detected_box=seen.box,
+            _corners=_corners(seen.box),
         )
         self._next_id += 1
+        if seen.probabilities is not None:
+            self.observe(track, seen.probabilities)
         return track
 
     def _continue(self, track: Track, seen: Observation, settings: TrackerSettings) -> None:
         track.hits += 1
         track.missed = 0
+        track.stale += 1
+        track.detected_box = seen.box
         keep = settings.box_smoothing
         track._corners = keep * track._corners + (1.0 - keep) * _corners(seen.box)
         track.box = _box(track._corners)
-        probabilities = self._checked(seen.probabilities)
-        if probabilities is not None:
-            keep = settings.smoothing
-            track.probabilities = keep * track.probabilities + (1.0 - keep) * probabilities
-            track.raw_probabilities = probabilities.copy()
+        if seen.probabilities is not None:
+            self.observe(track, seen.probabilities)
 
     def _checked(self, probabilities: np.ndarray | None) -> np.ndarray | None:
         if probabilities is None:

@@ -37,23 +37,35 @@ LOGGER = logging.getLogger(__name__)
 # Names a JSON file the processor rewrites (atomically, twice a second) with frame counts, so
 # tests and operators can see from outside that the model really runs on the stream's frames.
 FRAME_STATS_ENV = "FER_FRAME_STATS"
+# The processor's time per frame (detect + classify + track + draw) that classification fits into.
+# A 30 fps stream has 33 ms a frame; the browser's and the server's video codecs share the same
+# CPU, so the processor aims at well under that.
+DEFAULT_BUDGET_MS = 20.0
+MAX_STALE_FRAMES = 15  # whatever the budget, a face is classified again after this many frames
+EMA_WEIGHT = 0.2  # of the newest measurement in the processor's running cost estimates
 
 
 @dataclass(frozen=True)
 class StreamSettings:
-    """What the user tunes on the Live webcam page."""
+    """What the user tunes on the Live webcam page.
+
+    budget_ms: detection, tracking and drawing run on every frame; classification gets what is
+    left of this budget, a face at a time (new faces first, then the longest unclassified), so
+    with many faces or a slow CPU each face is classified every few frames instead of the video
+    slowing down. None pins "every face on every frame".
+    """
 
     detection: DetectorSettings = DetectorSettings(max_faces=10)
     tracking: TrackerSettings = TrackerSettings()
-    classify_every: int = 1  # analyse (detect + classify) every Nth frame; others reuse the tracks
+    budget_ms: float | None = DEFAULT_BUDGET_MS
     mirror: bool = False
     show_bars: bool = True
     show_status: bool = True
-    hold_frames: int = 3  # keep drawing a lost face's box for this many analysed frames
+    hold_frames: int = 3  # keep drawing a lost face's box for this many frames
 
     def __post_init__(self) -> None:
-        if self.classify_every < 1:
-            raise ValueError(f"classify_every must be >= 1, got {self.classify_every}")
+        if self.budget_ms is not None and not 1.0 <= self.budget_ms <= 1000.0:
+            raise ValueError(f"budget_ms must be between 1 and 1000 (or None), got {self.budget_ms}")
         if self.hold_frames < 0:
             raise ValueError(f"hold_frames must be >= 0, got {self.hold_frames}")
 
@@ -77,7 +89,15 @@ class StreamStats:
     faces_classified: int = 0  # faces the classifier saw, summed over frames
     fps: float = 0.0  # frames per second through the callback (the stream's real rate)
     latency_ms: float = 0.0  # mean processing time per frame over the last second or so
+    classified_share: float = 1.0  # running share of the faces in view classified on each frame
+    face_ms: float = 0.0  # running cost of classifying one face
+    detect_ms: float = 0.0  # running cost of detection on one frame
     error: str | None = None  # the last processing error, if frames are passed through unprocessed
+
+    @property
+    def budget_limited(self) -> bool:
+        """True while the frame budget keeps some faces from being classified on every frame."""
+        return self.classified_share < 0.98
 
 
 @dataclass(frozen=True)
@@ -153,6 +173,8 @@ class FrameProcessor:
         self._gray: np.ndarray | None = None
         self._batch: np.ndarray | None = None
         self._counts = StreamStats()
+        self._tokens = 0.0  # milliseconds of classification the budget allows now
+        self._overhead_ms = 0.0  # running cost of everything but detection and classification
         self._last_timeline = 0.0
         self._last_stats_write = 0.0
         self._reset_requested = False
@@ -227,10 +249,10 @@ class FrameProcessor:
                 self._mirror = np.empty_like(rgb)
             image = cv2.flip(rgb, 1, dst=self._mirror)
         error = None
+        analysed_ms = 0.0
         try:
             self._prepare(recognizer, settings)
-            if self._frame_index % settings.classify_every == 0:
-                self._analyse(image, recognizer, settings)
+            analysed_ms = self._analyse(image, recognizer, settings)
             draw_faces(image, self._overlays, show_bars=settings.show_bars, numbered=True)
         except Exception as exception:  # noqa: BLE001 - a bad frame must not kill the stream
             error = f"{type(exception).__name__}: {exception}"
@@ -242,8 +264,12 @@ class FrameProcessor:
         self._latencies.append((now - started) * 1e3)
         fps = (len(self._arrivals) - 1) / (self._arrivals[-1] - self._arrivals[0]) if len(self._arrivals) > 1 else 0.0
         latency = float(np.mean(self._latencies))
+        self._overhead_ms = _ema(self._overhead_ms, max(0.0, (now - started) * 1e3 - analysed_ms))
         if settings.show_status:
-            draw_status(image, [f"{fps:4.1f} fps", f"{latency:4.1f} ms/frame"])
+            lines = [f"{fps:4.1f} fps", f"{latency:4.1f} ms/frame"]
+            if settings.budget_ms is not None and self._counts.budget_limited:
+                lines.append(f"{self._counts.classified_share:.0%} of faces classified per frame (budget)")
+            draw_status(image, lines)
         self._counts = replace(self._counts, frames=self._counts.frames + 1, fps=fps, latency_ms=latency, error=error)
         self._publish(recognizer)
         return image
@@ -258,29 +284,71 @@ class FrameProcessor:
             self._arrivals.clear()
             self._latencies.clear()
             self._counts = StreamStats()
+            self._tokens = 0.0
         self._tracker.settings = settings.tracking
 
-    def _analyse(self, image: np.ndarray, recognizer: EmotionRecognizer, settings: StreamSettings) -> None:
-        """Detect, classify all faces in one model call, track and smooth."""
+    def _analyse(self, image: np.ndarray, recognizer: EmotionRecognizer, settings: StreamSettings) -> float:
+        """Detect and track every face; classify those the frame budget allows, in one model
+        call; returns the milliseconds detection and classification took."""
         classifier = recognizer.classifier
+        started = time.perf_counter()
         detections = recognizer.detector.detect(image, settings.detection)
+        detected = time.perf_counter()
+        detect_ms = (detected - started) * 1e3
         if self._gray is None or self._gray.shape != image.shape[:2]:
             self._gray = np.empty(image.shape[:2], np.uint8)
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY, dst=self._gray)  # once, not once per face
-        size = classifier.input_size
-        if self._batch is None or self._batch.shape[1] != size or len(self._batch) < len(detections):
-            self._batch = np.empty((max(len(detections), settings.detection.max_faces, 1), size, size), np.uint8)
-        for index, detection in enumerate(detections):
-            self._batch[index] = classifier.prepare_face(gray, detection.box)
-        probabilities = classifier.predict_faces(self._batch[: len(detections)]) if detections else []
-        tracks = self._tracker.update([Observation(d.box, p) for d, p in zip(detections, probabilities, strict=True)])
-        visible = [track for track in tracks if track.missed <= settings.hold_frames]
+        tracks = self._tracker.update([Observation(detection.box) for detection in detections])
+        in_view = [track for track in tracks if track.missed == 0]
+        chosen = self._budgeted(in_view, settings, detect_ms)
+        classify_ms = 0.0
+        if chosen:
+            size = classifier.input_size
+            if self._batch is None or self._batch.shape[1] != size or len(self._batch) < len(chosen):
+                self._batch = np.empty((max(len(chosen), settings.detection.max_faces, 1), size, size), np.uint8)
+            for index, track in enumerate(chosen):
+                self._batch[index] = classifier.prepare_face(gray, track.detected_box)
+            mark = time.perf_counter()
+            probabilities = classifier.predict_faces(self._batch[: len(chosen)])
+            classify_ms = (time.perf_counter() - mark) * 1e3
+            for track, probs in zip(chosen, probabilities, strict=True):
+                self._tracker.observe(track, probs)
+            self._tokens -= classify_ms
+        counts = self._counts
+        face_ms = _ema(counts.face_ms, classify_ms / len(chosen)) if chosen else counts.face_ms
+        share = len(chosen) / len(in_view) if in_view else 1.0
+        visible = [track for track in tracks if track.missed <= settings.hold_frames and track.classified]
         self._overlays = [FaceOverlay(track.track_id, track.box, track.probabilities, track.classes) for track in visible]
         self._counts = replace(
-            self._counts, analysed=self._counts.analysed + 1, faces_classified=self._counts.faces_classified + len(detections)
+            counts, analysed=counts.analysed + 1, faces_classified=counts.faces_classified + len(chosen),
+            classified_share=_ema(counts.classified_share, share, first=counts.analysed == 0), face_ms=face_ms,
+            detect_ms=_ema(counts.detect_ms, detect_ms, first=counts.analysed == 0),
         )
         if self._snapshot_wanted.is_set():
-            self._fulfil_snapshot(image, gray, [track for track in tracks if track.missed == 0], recognizer)
+            self._fulfil_snapshot(image, gray, [track for track in tracks if track.missed == 0 and track.classified], recognizer)
+        return detect_ms + classify_ms
+
+    def _budgeted(self, in_view: list[Track], settings: StreamSettings, detect_ms: float) -> list[Track]:
+        """The faces to classify on this frame: all of them without a budget; otherwise new faces
+        at once, then the longest unclassified as far as the budget's tokens go (a token bucket
+        refilled each frame with what detection and drawing leave of the budget, capped at one
+        budget so no frame runs long), and at least one face overdue by MAX_STALE_FRAMES."""
+        if settings.budget_ms is None or not in_view:
+            return list(in_view)
+        budget = settings.budget_ms
+        self._tokens = min(budget, self._tokens + max(0.0, budget - detect_ms - self._overhead_ms))
+        face_ms = self._counts.face_ms
+        chosen: list[Track] = []
+        tokens = self._tokens
+        for track in sorted(in_view, key=lambda track: (track.classified > 0, -track.stale)):
+            new = track.classified == 0
+            overdue = not chosen and track.stale >= MAX_STALE_FRAMES
+            if new or overdue or face_ms <= 0.0 or tokens >= face_ms:
+                chosen.append(track)
+                tokens -= face_ms
+            else:
+                break
+        return chosen
 
     def _fulfil_snapshot(self, image: np.ndarray, gray: np.ndarray, tracks: list[Track], recognizer: EmotionRecognizer) -> None:
         classifier = recognizer.classifier
@@ -315,7 +383,7 @@ class FrameProcessor:
                 track.missed,
             )
             for track in self._tracker.tracks
-            if track.missed <= hold
+            if track.missed <= hold and track.classified
         )
         record = now - self._last_timeline >= self.TIMELINE_INTERVAL
         with self._lock:
@@ -340,6 +408,11 @@ class FrameProcessor:
             "faces_classified": counts.faces_classified,
             "fps": round(counts.fps, 2),
             "latency_ms": round(counts.latency_ms, 2),
+            "classified_share": round(counts.classified_share, 3),
+            "face_ms": round(counts.face_ms, 2),
+            "detect_ms": round(counts.detect_ms, 2),
+            "budget_ms": self._settings.budget_ms,
+            "frame_size": list(self._gray.shape[::-1]) if self._gray is not None else None,
             "recent_latencies_ms": [round(value, 2) for value in self._latencies],  # the last frames, oldest first
             "error": counts.error,
             "model": recognizer.classifier.card.name,
@@ -356,3 +429,8 @@ class FrameProcessor:
             os.replace(temporary, self._stats_path)
         except OSError:
             LOGGER.warning("cannot write frame stats to %s", self._stats_path, exc_info=True)
+
+
+def _ema(previous: float, value: float, first: bool = False) -> float:
+    """A running estimate; the first measurement replaces the empty one."""
+    return value if first or previous == 0.0 else (1.0 - EMA_WEIGHT) * previous + EMA_WEIGHT * value

@@ -21,7 +21,7 @@ from fer_core.classes import CLASS_COLORS_RGB
 from fer_core.inference import EmotionClassifier, EmotionRecognizer
 from fer_core.preprocessing import Box
 from fer_core.tracking import TrackerSettings
-from fer_core.video import FrameProcessor, StreamSettings
+from fer_core.video import MAX_STALE_FRAMES, FrameProcessor, StreamSettings
 from tests.conftest import ASTRONAUT_FACE_BOX
 
 OFFSET_X = 64  # the 512-pixel-wide astronaut sits centred in a 640x480 frame
@@ -171,7 +171,7 @@ def test_smoothing_damps_a_one_frame_flip(app_recognizer, astronaut_rgb):
     plain = webcam_frame(astronaut_rgb)
     labels = {}
     for smoothing in (0.0, 0.9):
-        settings = StreamSettings(show_status=False, show_bars=False, tracking=TrackerSettings(smoothing=smoothing))
+        settings = StreamSettings(show_status=False, show_bars=False, budget_ms=None, tracking=TrackerSettings(smoothing=smoothing))
         processor = FrameProcessor(recognizer, settings)
         for _ in range(5):
             processor.process_video_frame(to_video_frame(plain))
@@ -183,14 +183,40 @@ def test_smoothing_damps_a_one_frame_flip(app_recognizer, astronaut_rgb):
     assert labels[0.9] == plain_label, "with smoothing one odd frame does not flip the label"
 
 
-def test_classify_every_nth_frame_reuses_tracks_in_between(recognizer, astronaut_rgb):
-    processor = FrameProcessor(recognizer, StreamSettings(show_status=False, classify_every=3))
-    outputs = [processor.process(webcam_frame(astronaut_rgb)) for _ in range(7)]
+def test_without_a_budget_every_face_is_classified_on_every_frame(recognizer, multi_face):
+    image, _ = multi_face
+    processor = FrameProcessor(recognizer, StreamSettings(show_status=False, budget_ms=None))
+    for _ in range(5):
+        processor.process(image.copy())
     stats = processor.live_state().stats
-    assert (stats.frames, stats.analysed, stats.faces_classified) == (7, 3, 3)
-    track = processor.live_state().tracks[0]
-    for output in outputs:  # every frame carries the overlay, analysed or not
-        assert np.abs(box_edge_color(output, track.box) - CLASS_COLORS_RGB[track.label]).max() <= 2
+    assert (stats.frames, stats.analysed, stats.faces_classified) == (5, 5, 15)
+    assert stats.classified_share == 1.0 and not stats.budget_limited
+
+
+def test_a_tight_budget_classifies_faces_in_turn_and_says_so(recognizer, multi_face):
+    """Detection and drawing still run on every frame; classification takes turns: new faces at
+    once, then the longest unclassified, and nobody waits more than MAX_STALE_FRAMES."""
+    image, _ = multi_face
+    processor = FrameProcessor(recognizer, StreamSettings(show_status=False, budget_ms=1.0))
+    outputs = [processor.process(image.copy()) for _ in range(40)]
+    state = processor.live_state()
+    assert state.stats.frames == state.stats.analysed == 40
+    assert [track.track_id for track in state.tracks] == [1, 2, 3], "every face stays tracked"
+    tracks = processor._tracker.tracks
+    assert all(track.classified >= 2 for track in tracks), [track.classified for track in tracks]
+    assert all(track.stale <= MAX_STALE_FRAMES for track in tracks)
+    assert 3 < state.stats.faces_classified < 40, "fewer classifications than faces x frames"
+    assert state.stats.budget_limited and state.stats.classified_share < 0.6
+    for output in outputs[1:]:  # every frame carries every face's box, classified or not
+        for track in state.tracks:
+            assert np.abs(box_edge_color(output, track.box) - CLASS_COLORS_RGB[track.label]).max() <= 40
+    with_readout = FrameProcessor(recognizer, StreamSettings(show_status=True, show_bars=False, budget_ms=1.0))
+    plain = FrameProcessor(recognizer, StreamSettings(show_status=True, show_bars=False, budget_ms=None))
+    for _ in range(20):
+        budget_frame, plain_frame = with_readout.process(image.copy()), plain.process(image.copy())
+    # the readout's third line ("... of faces classified per frame (budget)") darkens more rows
+    dark = lambda frame: int((frame[:80, :320].max(axis=2) < 60).any(axis=1).sum())  # noqa: E731
+    assert dark(budget_frame) > dark(plain_frame)
 
 
 def test_mirror_flips_the_picture_and_the_box(recognizer, astronaut_rgb):
@@ -271,15 +297,15 @@ def test_frame_stats_file_and_timeline(recognizer, astronaut_rgb, tmp_path: Path
 def test_settings_swap_and_reset(recognizer, astronaut_rgb):
     processor = FrameProcessor(recognizer, NO_STATUS)
     processor.process(webcam_frame(astronaut_rgb))
-    processor.update_settings(StreamSettings(show_status=False, classify_every=2))
-    assert processor.settings.classify_every == 2
+    processor.update_settings(StreamSettings(show_status=False, budget_ms=None))
+    assert processor.settings.budget_ms is None
     processor.reset()
     assert processor.live_state().tracks == () and processor.timeline() == []
     processor.process(webcam_frame(astronaut_rgb))
     assert processor.live_state().stats.frames == 1
     assert processor.live_state().tracks[0].track_id == 1  # a new stream counts from #1 again
-    with pytest.raises(ValueError, match="classify_every"):
-        StreamSettings(classify_every=0)
+    with pytest.raises(ValueError, match="budget_ms"):
+        StreamSettings(budget_ms=0.0)
 
 
 def test_changing_the_model_starts_fresh_tracks(recognizer, tiny_model_dir, astronaut_rgb):
