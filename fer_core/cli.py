@@ -247,8 +247,10 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("models", help="list registered models (or the zoo's architectures)")
     parser.add_argument("--zoo", action="store_true", help="list the architectures train --arch accepts")
     parser.add_argument("--set-default", metavar="NAME", help="make NAME the default model")
+    parser.add_argument("--set-live", metavar="NAME", help="make NAME the live webcam's model")
     parser.add_argument("--register", metavar="RUN", help="copy a finalized run folder into the registry")
     parser.add_argument("--name", help="name for --register (default: the run's name, versioned)")
+    parser.add_argument("--speed", action="store_true", help="also time each model on this machine (faces/s at batch 1 and 32)")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -268,14 +270,44 @@ def _cmd_models(args: argparse.Namespace) -> int:
     if args.set_default:
         registry.set_default(args.set_default)
         print(f"default model: {args.set_default}")
+    if args.set_live:
+        registry.set_live_default(args.set_live)
+        print(f"live webcam model: {args.set_live}")
     models, problems = registry.scan()
+    live = registry.live_default().name if models else None
+    if models:
+        header = f"   {'model':<22} {'architecture':<18} {'MFLOPs':>7} {'1 pass':>7} {'best TTA':>18} {'macro-F1':>8}"
+        if args.speed:
+            header += f" {'faces/s b1':>10} {'b32':>7}"
+        print(header)
     for model in models:
-        print(f"{'*' if model.is_default else ' '} {model.label()}  [{model.path}]")
+        marks = ("*" if model.is_default else " ") + ("L" if model.name == live else " ")
+        metrics = model.card.metrics
+        best = metrics.get("best_tta", "none")
+        best_accuracy = (metrics.get("val_accuracy_by_tta") or {}).get(best)
+        line = (
+            f"{marks} {model.name:<22} {model.card.architecture:<18} "
+            f"{model.card.flops / 1e6 if model.card.flops else float('nan'):>7.1f} "
+            f"{_percent(metrics.get('val_accuracy')):>7} {_percent(best_accuracy) + ' ' + best:>18} "
+            f"{metrics.get('val_macro_f1', float('nan')):>8.3f}"
+        )
+        if args.speed:
+            from fer_core.inference import EmotionClassifier, faces_per_second
+
+            classifier = EmotionClassifier(model.path)
+            line += f" {faces_per_second(classifier, 1):>10,.0f} {faces_per_second(classifier, 32):>7,.0f}"
+        print(f"{line}  [{model.path}]")
+    if models:
+        print("* the default model (photos, evaluate, predict); L the live webcam's model; accuracy on validation")
     for name, problem in problems.items():
         print(f"! {name}: {problem}")
     if not models:
         print(f"no models in {registry.root}")
     return 0
+
+
+def _percent(value: float | None) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else "n/a"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -192,3 +192,18 @@ class EmotionRecognizer:
         box = Box(0, 0, rgb.shape[1], rgb.shape[0])
         face = FacePrediction(1, box, 1.0, probabilities, self.classifier.classes, crop)
         return ImageResult([face], width=rgb.shape[1], height=rgb.shape[0], whole_image=True)
+
+
+def faces_per_second(classifier: EmotionClassifier, batch: int, seconds: float = 1.0, warmup: int = 3) -> float:
+    """How many faces a second `classifier` serves at this batch size on this machine (single
+    pass, random faces; the median of short timed rounds over about `seconds`)."""
+    faces = np.random.default_rng(0).integers(0, 256, (batch, classifier.input_size, classifier.input_size), dtype=np.uint8)
+    for _ in range(warmup):
+        classifier.predict_faces(faces)
+    rounds: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(rounds) < 5:
+        started = time.perf_counter()
+        classifier.predict_faces(faces)
+        rounds.append(time.perf_counter() - started)
+    return batch / float(np.median(rounds))

@@ -58,14 +58,34 @@ class ModelRegistry:
         self.root = Path(self.root)
 
     # --- reading --------------------------------------------------------------------------
-    def _default_name(self) -> str | None:
+    def _entries(self) -> dict:
         path = self.root / REGISTRY_FILE
         if not path.is_file():
-            return None
+            return {}
         try:
-            return json.loads(path.read_text(encoding="utf-8")).get("default")
-        except (json.JSONDecodeError, AttributeError):
-            return None
+            entries = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return {}
+        return entries if isinstance(entries, dict) else {}
+
+    def _default_name(self) -> str | None:
+        return self._entries().get("default")
+
+    def live_default(self) -> RegisteredModel:
+        """The model the live webcam uses unless the user picks another: registry.json's "live"
+        (a fast model), else the default model."""
+        models = self.list()
+        if not models:
+            raise ModelError(f"{self.root}: no usable model folder")
+        live = self._entries().get("live")
+        return next((model for model in models if model.name == live), models[0])
+
+    def _write_entries(self, **changes: str) -> None:
+        path = self.root / REGISTRY_FILE
+        entries = {**self._entries(), **changes}
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
 
     def scan(self) -> tuple[list[RegisteredModel], dict[str, str]]:
         """Valid models (default first, then by name) and the problems of invalid folders."""
@@ -108,10 +128,12 @@ class ModelRegistry:
     # --- writing --------------------------------------------------------------------------
     def set_default(self, name: str) -> None:
         self.get(name)  # must exist
-        path = self.root / REGISTRY_FILE
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"default": name}, indent=2) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
+        self._write_entries(default=name)
+
+    def set_live_default(self, name: str) -> None:
+        """Make `name` the live webcam's model (photos keep using the default model)."""
+        self.get(name)
+        self._write_entries(live=name)
 
     def next_name(self, base: str) -> str:
         """`base`, or `base_v2`, `base_v3`... whichever is free."""

@@ -14,7 +14,7 @@ st.caption(
     "Labels are smoothed over time so they do not flicker. Nothing leaves this machine."
 )
 choices = current_choices()
-recognizer = load_recognizer(choices.model, choices.detector)
+recognizer = load_recognizer(choices.webcam_model, choices.detector)
 
 video_column, panel_column = st.columns([3, 2], gap="medium")
 with panel_column:
@@ -33,7 +33,7 @@ with video_column:
         async_processing=True,
         translations=webcam.TRANSLATIONS,
     )
-    st.caption(f"Model **{choices.model.name}**, detector **{choices.detector}** (change them in the sidebar).")
+    st.caption(f"Model **{choices.webcam_model.name}**, detector **{choices.detector}** (change them in the sidebar).")
     webcam.render_snapshot(processor, playing=context.state.playing)
 
 with panel_column:

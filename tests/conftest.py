@@ -231,6 +231,7 @@ def build_model_folder(folder: Path, architecture: str = "tiny_cnn32", seed: int
         architecture=architecture,
         input_size=zoo.get_spec(architecture).input_size,
         parameters=int(model.count_params()),
+        flops=zoo.count_flops(model),
         metrics={"val_accuracy": 0.25, "best_tta": "none"},
         notes="untrained test model",
     )

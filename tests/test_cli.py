@@ -192,11 +192,13 @@ def test_models_lists_registers_and_sets_the_default(tiny_model_dir, tmp_path, m
     assert code == 0 and f"no models in {root}" in out
     code, out, _ = run_cli(["models", "--register", tiny_model_dir], capsys)
     assert code == 0 and f"registered tiny_test in {root / 'tiny_test'}" in out
-    assert "* tiny_test (tiny_cnn32, 25.0% val) - default" in out
+    assert re.search(r"^\*L tiny_test +tiny_cnn32 +11\.1 +25\.0%", out, re.MULTILINE), out
     code, out, _ = run_cli(["models", "--register", tiny_model_dir, "--name", "second"], capsys)
-    code, out, _ = run_cli(["models", "--set-default", "second"], capsys)
-    assert code == 0 and "default model: second" in out
-    assert out.splitlines()[1].startswith("* second")
+    code, out, _ = run_cli(["models", "--set-default", "second", "--set-live", "tiny_test", "--speed"], capsys)
+    assert code == 0 and "default model: second" in out and "live webcam model: tiny_test" in out
+    rows = [line for line in out.splitlines() if line.startswith(("*", " L", "  "))]
+    assert rows[1].startswith("*  second") and rows[2].startswith(" L tiny_test")
+    assert "faces/s b1" in out and re.search(r"tiny_cnn32 .* [\d,]+ +[\d,]+  \[", rows[2])
     (root / "half_done").mkdir()
     code, out, _ = run_cli(["models"], capsys)
     assert "! half_done: " in out and "has no card.json" in out

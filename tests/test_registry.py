@@ -153,3 +153,21 @@ def test_card_ignores_unknown_keys_and_keeps_known_ones(tmp_path: Path):
     (tmp_path / CARD_FILE).write_text(json.dumps({"name": "x", "architecture": "a", "input_size": 64, "future": 1}))
     card = read_card(tmp_path)
     assert (card.name, card.input_size, card.color_mode) == ("x", 64, "grayscale")
+
+
+def test_live_model_is_separate_from_the_default(tmp_path: Path):
+    from fer_core.registry import ModelRegistry
+    from tests.conftest import build_model_folder
+
+    for name in ("big", "small"):
+        build_model_folder(tmp_path / name)
+    registry = ModelRegistry(tmp_path)
+    registry.set_default("big")
+    assert registry.live_default().name == "big", "without a live model the default serves video too"
+    registry.set_live_default("small")
+    assert (registry.default().name, registry.live_default().name) == ("big", "small")
+    registry.set_default("small")
+    registry.set_default("big")
+    assert registry.live_default().name == "small", "setting the default keeps the live choice"
+    with pytest.raises(ModelError):
+        registry.set_live_default("missing")

@@ -19,9 +19,14 @@ CHOICES_KEY = "sidebar_choices"
 
 @dataclass(frozen=True)
 class SidebarChoices:
-    model: RegisteredModel
+    model: RegisteredModel  # photos, the dataset's suggestions, reports
     detector: str
     settings: DetectorSettings
+    live_model: RegisteredModel | None = None  # the webcam's (a fast one); None: same as `model`
+
+    @property
+    def webcam_model(self) -> RegisteredModel:
+        return self.live_model or self.model
 
 
 def _accuracy_caption(model: RegisteredModel) -> str:
@@ -62,6 +67,20 @@ def render_sidebar() -> SidebarChoices | None:
         )
         model = next(model for model in models if model.name == chosen)
         st.caption(f"{model.card.architecture}, {model.card.parameters:,} parameters, {_accuracy_caption(model)}")
+        if st.session_state.get("sidebar_live_model") not in names:
+            st.session_state["sidebar_live_model"] = registry().live_default().name
+        live_name = st.selectbox(
+            "Live webcam model",
+            names,
+            key="sidebar_live_model",
+            format_func=lambda name: next(model.label() for model in models if model.name == name),
+            help="Video needs a fast model; photos use the active model above.",
+        )
+        live_model = next(model for model in models if model.name == live_name)
+        if live_model.card.flops:
+            st.caption(f"{live_model.card.flops / 1e6:.0f} MFLOPs a face"
+                       + (f", one pass {live_model.card.metrics['val_accuracy']:.1%} on validation"
+                          if "val_accuracy" in live_model.card.metrics else ""))
         st.header("Face detection")
         detector = st.selectbox(
             "Detector",
@@ -72,7 +91,7 @@ def render_sidebar() -> SidebarChoices | None:
         )
         min_face = st.slider("Minimum face size (px)", 8, 200, 20, step=2, key="sidebar_min_face")
         confidence = st.slider("Minimum detection confidence", 0.1, 0.95, 0.5, step=0.05, key="sidebar_confidence")
-    choices = SidebarChoices(model, detector, DetectorSettings(min_confidence=confidence, min_face_size=min_face))
+    choices = SidebarChoices(model, detector, DetectorSettings(min_confidence=confidence, min_face_size=min_face), live_model)
     st.session_state[CHOICES_KEY] = choices
     return choices
 

@@ -8,24 +8,21 @@ script thread and talks to the processor only through its thread-safe methods.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from fer_core.classes import CLASS_COLORS_RGB, class_color_hex
 from fer_core.dataset_store import NewFace, Prediction
 from fer_core.detection import DetectorSettings
 from fer_core.inference import EmotionRecognizer
 from fer_core.tracking import TrackerSettings
-from fer_core.video import FrameProcessor, Snapshot, StreamSettings, TimelinePoint, stats_path_from_env
-from ui.charts import probability_chart
+from fer_core.video import DEFAULT_BUDGET_MS, FrameProcessor, Snapshot, StreamSettings, stats_path_from_env
+from ui import live_panel as panel_drawing
 from ui.dataset_actions import save_faces
 
 PROCESSOR_KEY = "webcam_processor"
 SNAPSHOT_KEY = "webcam_snapshot"
 SIGNALLING_SINCE_KEY = "webcam_signalling_since"
-PANEL_REFRESH_SECONDS = 0.5
+PANEL_REFRESH_SECONDS = 1.0  # the panel's numbers and bars; the video itself carries the live overlay
 TIMELINE_SECONDS = 20.0
 CONNECT_PATIENCE_SECONDS = 12.0  # warn when the connection is still not up after this long
 CHARTS_SHOWN = 3  # probability charts in the live panel (the first tracked faces)
@@ -59,13 +56,24 @@ def render_controls(detection: DetectorSettings) -> StreamSettings:
             help="How much each face's probabilities follow their recent past (exponential moving average). "
             "0 shows every frame's raw prediction; higher is calmer but reacts later.",
         )
-        every = st.slider(
-            "Analyse every Nth frame",
-            1,
-            6,
-            1,
-            key="webcam_classify_every",
-            help="On a slow CPU, detect and classify only every Nth frame; the frames between reuse the tracked faces.",
+        every_frame = st.toggle(
+            "Classify every face on every frame",
+            value=False,
+            key="webcam_every_frame",
+            help="Off: detection, tracking and drawing run on every frame, and faces are classified within the "
+            "frame budget below (in turns when there are many, so the video stays fluid on a slow CPU). "
+            "On: every face on every frame, whatever it costs.",
+        )
+        budget = st.slider(
+            "Frame budget (ms)",
+            5,
+            60,
+            int(DEFAULT_BUDGET_MS),
+            step=5,
+            key="webcam_budget",
+            disabled=every_frame,
+            help="Processing time per frame that classification fits into; a 30 fps stream has 33 ms a frame, "
+            "shared with the video codecs.",
         )
     with right:
         mirror = st.toggle("Mirror view", value=True, key="webcam_mirror", help="Show the video like a mirror (as most webcam apps do).")
@@ -74,7 +82,7 @@ def render_controls(detection: DetectorSettings) -> StreamSettings:
     return StreamSettings(
         detection=DetectorSettings(detection.min_confidence, detection.min_face_size, max_faces=10),
         tracking=TrackerSettings(smoothing=smoothing),
-        classify_every=every,
+        budget_ms=None if every_frame else float(budget),
         mirror=mirror,
         show_bars=show_bars,
         show_status=show_status,
@@ -96,35 +104,6 @@ def session_processor(recognizer: EmotionRecognizer, settings: StreamSettings) -
         processor.set_recognizer(recognizer)
         processor.update_settings(settings)
     return processor
-
-
-def timeline_chart(points: Sequence[TimelinePoint], classes: Sequence[str], now: float, seconds: float = TIMELINE_SECONDS) -> go.Figure:
-    """Each tracked face's top emotion over the last `seconds`: one line per face, dots in the
-    emotion's colour, emotions on a fixed axis so the chart does not jump around."""
-    figure = go.Figure()
-    for track_id in sorted({point.track_id for point in points}):
-        own = [point for point in points if point.track_id == track_id]
-        figure.add_trace(
-            go.Scatter(
-                x=[point.seconds - now for point in own],
-                y=[point.label for point in own],
-                mode="lines+markers",
-                name=f"#{track_id}",
-                line={"color": "rgba(120,120,120,0.35)", "width": 1, "shape": "hv"},
-                marker={"color": [class_color_hex(point.label) if point.label in CLASS_COLORS_RGB else "#888888" for point in own], "size": 7},
-                customdata=[round(point.confidence * 100) for point in own],
-                hovertemplate=f"#{track_id} " + "%{y} %{customdata}%<br>%{x:.1f} s<extra></extra>",
-            )
-        )
-    figure.update_layout(
-        height=230,
-        margin={"l": 0, "r": 10, "t": 10, "b": 0},
-        xaxis={"range": [-seconds, 0.5], "title": "seconds ago", "fixedrange": True, "zeroline": False},
-        yaxis={"categoryorder": "array", "categoryarray": list(classes), "range": [-0.5, len(classes) - 0.5], "fixedrange": True},
-        showlegend=len({point.track_id for point in points}) > 1,
-        legend={"orientation": "h", "y": 1.12},
-    )
-    return figure
 
 
 def render_live_panel(processor: FrameProcessor, playing: bool, signalling: bool) -> None:
@@ -162,20 +141,18 @@ def render_live_panel(processor: FrameProcessor, playing: bool, signalling: bool
             st.caption("Waiting for the first frame...")
         elif not state.tracks:
             st.caption("No face in view. Face the camera in good light.")
-        for track in state.tracks[:CHARTS_SHOWN]:
-            st.plotly_chart(
-                probability_chart(track.probabilities, state.classes, title=f"#{track.track_id} {track.label} {track.confidence:.0%}"),
-                key=f"webcam_probabilities_{track.track_id}",
-                config={"displayModeBar": False},
-            )
+        if state.stats.budget_limited and processor.settings.budget_ms is not None:
+            st.caption(f":material/timer: Faces take turns: {state.stats.classified_share:.0%} of them are classified on "
+                       f"each frame to keep within {processor.settings.budget_ms:.0f} ms (a face costs "
+                       f"{state.stats.face_ms:.1f} ms here).")
+        bars = "".join(panel_drawing.face_bars_html(track, state.classes) for track in state.tracks[:CHARTS_SHOWN])
         if len(state.tracks) > CHARTS_SHOWN:
-            st.caption(", ".join(f"#{track.track_id} {track.label} {track.confidence:.0%}" for track in state.tracks[CHARTS_SHOWN:]))
+            bars += "<div>" + ", ".join(f"#{track.track_id} {track.label} {track.confidence:.0%}" for track in state.tracks[CHARTS_SHOWN:]) + "</div>"
+        if bars:
+            st.html(bars)
         st.markdown("**Dominant emotion over time**")
-        st.plotly_chart(
-            timeline_chart(processor.timeline(TIMELINE_SECONDS), state.classes, time.monotonic()),
-            key="webcam_timeline",
-            config={"displayModeBar": False},
-        )
+        st.html(panel_drawing.timeline_svg(processor.timeline(TIMELINE_SECONDS), time.monotonic(), TIMELINE_SECONDS)
+                + panel_drawing.legend_html(state.classes))
 
     live_panel()
 
