@@ -1,26 +1,24 @@
 """The Live webcam page end to end: the real app, headless Chromium, a real WebRTC stream.
 
 `bench_webcam.py` times the frame processor alone; this one measures what a user gets from the
-running app. `streamlit run app.py` serves the page, Debian's Chromium plays a fake camera file
-(the astronaut, or three copies of her face) at 30 fps, clicks Start, and for `--seconds` reads:
+running app, as a new user would meet it: `streamlit run app.py`, Debian's Chromium in a
+1400x1000 window with the page's default settings and the live panel in view, a fake camera
+file (the astronaut, or three copies of her face) at 30 fps. For `--seconds` it reads:
 
-  - server fps: distinct frames the page's frame callback processed per second (the app's
-    FER_FRAME_STATS file), i.e. how often the overlay really changes;
-  - server ms/frame: per-frame processing time inside the server (median and p95 over every
-    frame of the window), which includes waiting for the CPU and the GIL next to the codecs,
-    Streamlit and the live panel;
-  - browser decoded fps: frames of the returned video the browser decoded per second
-    (`getVideoPlaybackQuality`); streamlit-webrtc sends at the camera's rate and repeats the
-    latest processed frame between two processed ones;
-  - browser presented fps (`requestVideoFrameCallback`): frames headless Chromium painted; it
-    paints fewer than it decodes as soon as the CPU is busy (no GPU here).
+  - presented fps (`requestVideoFrameCallback`): the frames of the returned video the browser
+    painted, i.e. what the user sees; the goal is at least 90% of the pass-through's and >= 25;
+  - browser decoded fps (`getVideoPlaybackQuality`);
+  - server fps: distinct frames the page's frame callback processed per second (FER_FRAME_STATS);
+  - server ms/frame: the frame processor's time per frame (median and p95 over the window);
+  - faces tracked at the end, the share of faces classified per frame (the frame budget), and
+    the frame size that reached the server (the browser's encoder may scale it down).
 
-Everything (browser with its camera encoder and video decoder, server, codecs) shares this
-machine's CPUs, so the numbers are a floor for a user whose browser runs on their own machine.
-Runs on the host network or inside `unshare --net sh -c 'ip link set lo up && ...'`; needs
-`requirements-dev.txt` and Chromium (`scripts/setup.sh --dev`).
+The same scene also goes through `benchmarks/passthrough_app.py` (the same stream sent back
+unchanged: no processing, no panel), the ceiling on this machine. Everything (browser, its
+camera encoder and video decoder, server, codecs) shares this machine's CPUs. Runs on the host
+network or inside `unshare --net sh -c 'ip link set lo up && ...'`; needs `scripts/setup.sh --dev`.
 
-    python benchmarks/bench_webcam_browser.py [--seconds 20] [--scenes 1 3]
+    python benchmarks/bench_webcam_browser.py [--seconds 20] [--scenes 1 3] [--model NAME]
 
 Prints a table and writes benchmarks/results/webcam_browser.json.
 """
@@ -44,9 +42,10 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 from benchmarks.common import machine_info, write_results  # noqa: E402
 from fer_core.image_io import decode_image  # noqa: E402
 from fer_core.registry import ModelRegistry  # noqa: E402
-from tests.browser import launch_chromium, running_app  # noqa: E402
+from tests.browser import launch_chromium, open_app, running_app, wait_until_idle  # noqa: E402
 from tests.conftest import compose_multi_face  # noqa: E402
 from tests.test_browser_webcam import (  # noqa: E402
+    COMPONENT_IFRAME,
     only_loopback_network,
     read_stats,
     start_live_stream,
@@ -84,27 +83,47 @@ def frame_times_since(before: dict, after: dict) -> list[float]:
     return recent[-new:] if new > 0 else []
 
 
-def measure_scene(faces: int, seconds: float, workdir: Path, models_dir: Path) -> dict:
+def count_presented(page, component, seconds: float) -> dict:
+    """Presented and decoded fps of the returned video over `seconds` (after a 3 s ramp-up)."""
+    video = component.locator("video")
+    while video.evaluate("v => v.videoWidth") == 0:
+        time.sleep(0.25)
+    time.sleep(3.0)  # past the start (first frames, codec ramp-up)
+    video.evaluate(START_WINDOW_JS)
+    time.sleep(seconds)
+    numbers = video.evaluate(STOP_WINDOW_JS)
+    return {
+        "browser_decoded_fps": round(numbers["decoded"] / numbers["seconds"], 1),
+        "browser_presented_fps": round(numbers["presented"] / numbers["seconds"], 1),
+    }
+
+
+def measure_app(faces: int, seconds: float, workdir: Path, models_dir: Path, model: str | None) -> dict:
     stats_path = workdir / f"frames_{faces}.json"
-    camera = workdir / f"camera_{faces}.y4m"
-    write_fake_camera(camera, frame=scene_frame(faces))
-    with running_app(env=webcam_server_env(models_dir, stats_path)) as app, sync_playwright() as playwright:
+    camera = write_fake_camera(workdir / f"camera_{faces}.y4m", frame=scene_frame(faces))
+    env = webcam_server_env(models_dir, stats_path)
+    with running_app(env=env) as app, sync_playwright() as playwright:
         browser = launch_chromium(playwright, extra_args=[f"--use-file-for-fake-video-capture={camera}"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(180_000)
+            if model:  # the sidebar's live model, as a user would pick it
+                open_app(page, app.url, timeout_ms=180_000)
+                page.get_by_test_id("stSidebar").get_by_label("Live webcam model").click()
+                page.get_by_role("option", name=model).first.click()
+                wait_until_idle(page)
             component = start_live_stream(page, app, timeout=180)
             wait_for_stats(stats_path, lambda stats: stats["analysed"] >= 10, 180, app)
+            first = previous = read_stats(stats_path)
+            times: list[float] = []
+            # The browser counts frames on the component frame's window while this thread
+            # collects the server's per-frame times.
             video = component.locator("video")
             while video.evaluate("v => v.videoWidth") == 0:
                 time.sleep(0.25)
-            time.sleep(3.0)  # past the start (first frames, codec ramp-up)
-
-            # The browser counts frames in the background (its counters live on the component
-            # frame's window) while this thread collects the server's per-frame times.
+            time.sleep(3.0)
             video.evaluate(START_WINDOW_JS)
             first = previous = read_stats(stats_path)
-            times: list[float] = []
             started = time.monotonic()
             while time.monotonic() - started < seconds:
                 time.sleep(0.5)
@@ -112,55 +131,90 @@ def measure_scene(faces: int, seconds: float, workdir: Path, models_dir: Path) -
                 times.extend(frame_times_since(previous, current))
                 previous = current
             last = previous
-            browser_numbers = video.evaluate(STOP_WINDOW_JS)
+            numbers = video.evaluate(STOP_WINDOW_JS)
         finally:
             browser.close()
     elapsed = max(1e-3, last["written"] - first["written"])
     return {
+        "page": "live webcam (app.py, defaults)",
+        "model": last.get("model"),
         "faces_in_scene": faces,
         "faces_tracked": len(last.get("tracks", [])),
+        "frame_size": last.get("frame_size"),
         "seconds": round(elapsed, 1),
+        "browser_decoded_fps": round(numbers["decoded"] / numbers["seconds"], 1),
+        "browser_presented_fps": round(numbers["presented"] / numbers["seconds"], 1),
         "server_fps": round((last["frames"] - first["frames"]) / elapsed, 2),
         "server_ms_median": round(float(np.median(times)), 1) if times else None,
         "server_ms_p95": round(float(np.percentile(times, 95)), 1) if times else None,
         "frames_timed": len(times),
-        "browser_decoded_fps": round(browser_numbers["decoded"] / browser_numbers["seconds"], 1),
-        "browser_presented_fps": round(browser_numbers["presented"] / browser_numbers["seconds"], 1),
+        "classified_share": last.get("classified_share"),
+        "face_ms": last.get("face_ms"),
+        "detect_ms": last.get("detect_ms"),
+        "budget_ms": last.get("budget_ms"),
         "error": last.get("error"),
     }
+
+
+def measure_passthrough(faces: int, seconds: float, workdir: Path) -> dict:
+    camera = write_fake_camera(workdir / f"camera_pass_{faces}.y4m", frame=scene_frame(faces))
+    with running_app(app="benchmarks/passthrough_app.py", env=webcam_server_env(workdir, workdir / "unused.json")) as app, \
+            sync_playwright() as playwright:
+        browser = launch_chromium(playwright, extra_args=[f"--use-file-for-fake-video-capture={camera}"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(180_000)
+            open_app(page, app.url, timeout_ms=180_000)
+            component = page.frame_locator(COMPONENT_IFRAME)
+            component.get_by_role("button", name="Start").click()
+            numbers = count_presented(page, component, seconds)
+        finally:
+            browser.close()
+    return {"page": "pass-through (no processing, no panel)", "faces_in_scene": faces, **numbers}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measurement window per scene")
     parser.add_argument("--scenes", type=int, nargs="+", default=[1, 3], choices=(1, 3), help="faces in the camera picture")
+    parser.add_argument("--model", help="pick this live model in the sidebar (default: the registry's live model)")
     args = parser.parse_args()
 
     registry = ModelRegistry()
-    models_dir, model = registry.root, registry.default()
     load_start = os.getloadavg()
+    rows = []
     with tempfile.TemporaryDirectory(prefix="fer_bench_webcam_") as workdir:
-        rows = [measure_scene(faces, args.seconds, Path(workdir), models_dir) for faces in args.scenes]
+        for faces in args.scenes:
+            app_row = measure_app(faces, args.seconds, Path(workdir), registry.root, args.model)
+            ceiling = measure_passthrough(faces, args.seconds, Path(workdir))
+            app_row["share_of_passthrough"] = round(app_row["browser_presented_fps"] / max(0.1, ceiling["browser_presented_fps"]), 3)
+            rows += [app_row, ceiling]
     load_end = os.getloadavg()
 
-    header = f"{'faces':>5} {'server fps':>10} {'ms median':>9} {'ms p95':>7} {'browser decoded':>15} {'presented':>9}"
-    print(f"Live webcam end to end, 640x480 fake camera at 30 fps, model {model.name}, blazeface, default page settings")
+    header = (f"{'faces':>5} {'page':<34} {'presented':>9} {'decoded':>7} {'server fps':>10} {'ms med':>6} {'p95':>5} "
+              f"{'tracked':>7} {'classified':>10} {'frame':>8}")
+    print("Live webcam end to end, 640x480 fake camera at 30 fps, Chromium 1400x1000, default settings")
     print(header)
     print("-" * len(header))
     for row in rows:
+        app_page = "server_fps" in row
         print(
-            f"{row['faces_in_scene']:>5} {row['server_fps']:>10.1f} {row['server_ms_median']:>9.1f} {row['server_ms_p95']:>7.1f} "
-            f"{row['browser_decoded_fps']:>11.1f} fps {row['browser_presented_fps']:>5.1f} fps"
+            f"{row['faces_in_scene']:>5} {row['page'][:34]:<34} {row['browser_presented_fps']:>7.1f}fps {row['browser_decoded_fps']:>7.1f} "
+            + (f"{row['server_fps']:>10.1f} {row['server_ms_median'] or 0:>6.1f} {row['server_ms_p95'] or 0:>5.1f} "
+               f"{row['faces_tracked']:>3} of {row['faces_in_scene']} {row['classified_share'] or 0:>9.0%} "
+               f"{'x'.join(str(v) for v in row['frame_size'] or []):>8}" if app_page else "")
         )
+        if app_page:
+            print(f"{'':>5} {'':<34} = {row['share_of_passthrough']:.0%} of the pass-through; model {row['model']}")
     print(
         f"network: {'isolated (only lo)' if only_loopback_network() else 'host'}; {os.cpu_count()} CPUs shared by "
         f"Chromium, the server and the codecs; load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end"
     )
     payload = {
-        "benchmark": "Live webcam page end to end (streamlit run + headless Chromium + WebRTC over loopback)",
+        "benchmark": "Live webcam page end to end (streamlit run + headless Chromium + WebRTC over loopback) vs pass-through",
         "resolution": "640x480",
         "camera_fps": 30,
-        "model": model.name,
+        "window": "1400x1000",
         "detector": "blazeface",
         "machine": machine_info(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -42,6 +42,7 @@ FRAME_STATS_ENV = "FER_FRAME_STATS"
 # CPU, so the processor aims at well under that.
 DEFAULT_BUDGET_MS = 20.0
 MAX_STALE_FRAMES = 15  # whatever the budget, a face is classified again after this many frames
+MAX_DETECT_EVERY = 4  # on a CPU too slow to detect on every frame within the budget, at least every 4th
 EMA_WEIGHT = 0.2  # of the newest measurement in the processor's running cost estimates
 
 
@@ -49,10 +50,11 @@ EMA_WEIGHT = 0.2  # of the newest measurement in the processor's running cost es
 class StreamSettings:
     """What the user tunes on the Live webcam page.
 
-    budget_ms: detection, tracking and drawing run on every frame; classification gets what is
-    left of this budget, a face at a time (new faces first, then the longest unclassified), so
-    with many faces or a slow CPU each face is classified every few frames instead of the video
-    slowing down. None pins "every face on every frame".
+    budget_ms: tracking and drawing run on every frame, detection too unless it alone takes more
+    than half the budget (then every 2nd to 4th frame, boxes held in between); classification gets
+    what is left, a face at a time (new faces first, then the longest unclassified), so with many
+    faces or a slow CPU each face is classified every few frames instead of the video slowing
+    down. None pins "detect and classify every face on every frame".
     """
 
     detection: DetectorSettings = DetectorSettings(max_faces=10)
@@ -92,12 +94,22 @@ class StreamStats:
     classified_share: float = 1.0  # running share of the faces in view classified on each frame
     face_ms: float = 0.0  # running cost of classifying one face
     detect_ms: float = 0.0  # running cost of detection on one frame
+    detect_every: int = 1  # detection runs on every Nth frame (more than 1 only on a slow CPU)
     error: str | None = None  # the last processing error, if frames are passed through unprocessed
 
     @property
     def budget_limited(self) -> bool:
         """True while the frame budget keeps some faces from being classified on every frame."""
-        return self.classified_share < 0.98
+        return self.classified_share < 0.98 or self.detect_every > 1
+
+    def budget_note(self) -> str:
+        """What the budget is doing, in a few words for the overlay and the panel."""
+        parts = []
+        if self.detect_every > 1:
+            parts.append(f"detecting every {self.detect_every} frames")
+        if self.classified_share < 0.98:
+            parts.append(f"{self.classified_share:.0%} of faces classified per frame")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -268,7 +280,7 @@ class FrameProcessor:
         if settings.show_status:
             lines = [f"{fps:4.1f} fps", f"{latency:4.1f} ms/frame"]
             if settings.budget_ms is not None and self._counts.budget_limited:
-                lines.append(f"{self._counts.classified_share:.0%} of faces classified per frame (budget)")
+                lines.append(f"budget: {self._counts.budget_note()}")
             draw_status(image, lines)
         self._counts = replace(self._counts, frames=self._counts.frames + 1, fps=fps, latency_ms=latency, error=error)
         self._publish(recognizer)
@@ -291,6 +303,12 @@ class FrameProcessor:
         """Detect and track every face; classify those the frame budget allows, in one model
         call; returns the milliseconds detection and classification took."""
         classifier = recognizer.classifier
+        counts = self._counts
+        detect_every = self._detect_every(settings)
+        if self._frame_index % detect_every and self._overlays:
+            # a slow CPU: this frame reuses the last detection's tracks (drawn as they are)
+            self._counts = replace(counts, detect_every=detect_every)
+            return 0.0
         started = time.perf_counter()
         detections = recognizer.detector.detect(image, settings.detection)
         detected = time.perf_counter()
@@ -300,7 +318,7 @@ class FrameProcessor:
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY, dst=self._gray)  # once, not once per face
         tracks = self._tracker.update([Observation(detection.box) for detection in detections])
         in_view = [track for track in tracks if track.missed == 0]
-        chosen = self._budgeted(in_view, settings, detect_ms)
+        chosen = self._budgeted(in_view, settings, detect_ms / detect_every)
         classify_ms = 0.0
         if chosen:
             size = classifier.input_size
@@ -314,7 +332,6 @@ class FrameProcessor:
             for track, probs in zip(chosen, probabilities, strict=True):
                 self._tracker.observe(track, probs)
             self._tokens -= classify_ms
-        counts = self._counts
         face_ms = _ema(counts.face_ms, classify_ms / len(chosen)) if chosen else counts.face_ms
         share = len(chosen) / len(in_view) if in_view else 1.0
         visible = [track for track in tracks if track.missed <= settings.hold_frames and track.classified]
@@ -322,11 +339,17 @@ class FrameProcessor:
         self._counts = replace(
             counts, analysed=counts.analysed + 1, faces_classified=counts.faces_classified + len(chosen),
             classified_share=_ema(counts.classified_share, share, first=counts.analysed == 0), face_ms=face_ms,
-            detect_ms=_ema(counts.detect_ms, detect_ms, first=counts.analysed == 0),
+            detect_ms=_ema(counts.detect_ms, detect_ms, first=counts.analysed == 0), detect_every=detect_every,
         )
         if self._snapshot_wanted.is_set():
             self._fulfil_snapshot(image, gray, [track for track in tracks if track.missed == 0 and track.classified], recognizer)
         return detect_ms + classify_ms
+
+    def _detect_every(self, settings: StreamSettings) -> int:
+        """1 (every frame), or every Nth frame while detection alone takes over half the budget."""
+        if settings.budget_ms is None or self._counts.detect_ms <= 0.0:
+            return 1
+        return int(min(MAX_DETECT_EVERY, max(1, np.ceil(self._counts.detect_ms / (0.5 * settings.budget_ms)))))
 
     def _budgeted(self, in_view: list[Track], settings: StreamSettings, detect_ms: float) -> list[Track]:
         """The faces to classify on this frame: all of them without a budget; otherwise new faces
@@ -411,6 +434,7 @@ class FrameProcessor:
             "classified_share": round(counts.classified_share, 3),
             "face_ms": round(counts.face_ms, 2),
             "detect_ms": round(counts.detect_ms, 2),
+            "detect_every": counts.detect_every,
             "budget_ms": self._settings.budget_ms,
             "frame_size": list(self._gray.shape[::-1]) if self._gray is not None else None,
             "recent_latencies_ms": [round(value, 2) for value in self._latencies],  # the last frames, oldest first

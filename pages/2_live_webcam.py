@@ -5,7 +5,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from ui import webcam
 from ui.resources import load_recognizer
-from ui.rtc import rtc_configuration
+from ui.rtc import MEDIA_CONSTRAINTS, rtc_configuration
 from ui.sidebar import current_choices
 
 st.title("Live webcam", anchor=False)
@@ -27,7 +27,7 @@ with video_column:
         key="live_webcam",
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=rtc_configuration(),
-        media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
+        media_stream_constraints=MEDIA_CONSTRAINTS,
         video_frame_callback=processor.process_video_frame,
         on_video_ended=processor.reset,
         async_processing=True,

@@ -17,6 +17,8 @@ from typing import Any
 
 import streamlit as st
 
+# What the Live webcam page asks the browser's camera for (the benchmark's pass-through page too).
+MEDIA_CONSTRAINTS = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False}
 ICE_SERVERS_ENV = "FER_ICE_SERVERS"
 ICE_SERVERS_SECRET = "ice_servers"
 _SERVER_KEYS = {"urls", "username", "credential"}
