@@ -69,8 +69,14 @@ def registry() -> ModelRegistry:
 def load_dataset_store(root: str) -> DatasetStore:
     """One store object per dataset folder, shared by every session and thread (it holds only
     paths; each call opens its own SQLite connection). Keyed by the folder, so FER_DATASET_DIR
-    pointing elsewhere gets its own."""
-    return DatasetStore(root)
+    pointing elsewhere gets its own.
+
+    Freezing here matters for the Label view, which never loads a model: without it every key
+    press paid Streamlit's post-run full GC over the app's ~200k imported objects (150-300 ms
+    holding the GIL, so the next face reached the browser that much later)."""
+    store = DatasetStore(root)
+    freeze_loaded_objects()
+    return store
 
 
 def dataset_store() -> DatasetStore:
