@@ -58,9 +58,15 @@ def _iou_matrix(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + own - inter, 1e-9)
 
 
-def weighted_nms(corners: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def weighted_nms(
+    corners: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3, merge_ratio: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     """MediaPipe's weighted non-maximum suppression: overlapping boxes are merged, weighted by
-    score, keeping the best score. corners: (N, 4) x0, y0, x1, y1."""
+    score, keeping the best score. corners: (N, 4) x0, y0, x1, y1.
+
+    Only candidates scoring at least `merge_ratio` of their cluster's best are averaged into its
+    box (all overlapping ones are suppressed), so a confident face's box does not move when the
+    reporting threshold is lowered (the live tracker detects leniently to keep faces tracked)."""
     order = np.argsort(-scores)
     corners, scores = corners[order], scores[order]
     kept_boxes, kept_scores = [], []
@@ -70,8 +76,9 @@ def weighted_nms(corners: np.ndarray, scores: np.ndarray, iou_threshold: float =
             continue
         overlap = _iou_matrix(corners, corners[index]) > iou_threshold
         overlap &= remaining
-        weights = scores[overlap]
-        kept_boxes.append((corners[overlap] * weights[:, None]).sum(axis=0) / weights.sum())
+        merged = overlap & (scores >= merge_ratio * scores[index])
+        weights = scores[merged]
+        kept_boxes.append((corners[merged] * weights[:, None]).sum(axis=0) / weights.sum())
         kept_scores.append(scores[index])
         remaining &= ~overlap
     if not kept_boxes:

@@ -27,6 +27,7 @@ class TrackerSettings:
     max_missed: int = 10  # analysed frames a track survives without its face (then it is dropped)
     smoothing: float = 0.6  # EMA weight of the past: 0 = raw per-frame probabilities, 0.95 = very calm
     box_smoothing: float = 0.3  # EMA weight of the past for box corners (damps detector jitter)
+    continue_ratio: float = 0.6  # a tracked face continues with detections down to this share of the start score
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.smoothing < 1.0:
@@ -37,6 +38,8 @@ class TrackerSettings:
             raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
         if self.max_missed < 0:
             raise ValueError(f"max_missed must be >= 0, got {self.max_missed}")
+        if not 0.0 < self.continue_ratio <= 1.0:
+            raise ValueError(f"continue_ratio must be in (0, 1], got {self.continue_ratio}")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Observation:
 
     box: Box
     probabilities: np.ndarray | None = None
+    score: float = 1.0  # the detector's confidence (decides whether it may start a new track)
 
 
 @dataclass
@@ -116,8 +120,11 @@ class IoUTracker:
         self._tracks = []
         self._next_id = 1
 
-    def update(self, observations: Sequence[Observation]) -> list[Track]:
-        """Feed one analysed frame's faces; returns the live tracks, oldest first."""
+    def update(self, observations: Sequence[Observation], start_score: float = 0.0) -> list[Track]:
+        """Feed one analysed frame's faces; returns the live tracks, oldest first.
+
+        Every observation may continue a track; only those scoring at least `start_score` start
+        a new one (the caller detects with a lower threshold to keep borderline faces tracked)."""
         settings = self.settings
         matches = match_by_iou([track.box for track in self._tracks], [seen.box for seen in observations], settings.iou_threshold)
         matched_tracks = {track_index for track_index, _ in matches}
@@ -130,7 +137,7 @@ class IoUTracker:
                 track.detected_box = None
         self._tracks = [track for track in self._tracks if track.missed <= settings.max_missed]
         for box_index, seen in enumerate(observations):
-            if box_index not in matched_boxes:
+            if box_index not in matched_boxes and seen.score >= start_score:
                 self._tracks.append(self._start(seen))
         return list(self._tracks)
 

@@ -145,7 +145,7 @@ class SnapshotFace:
 class Snapshot:
     """The faces of one frame with their (smoothed) labels, ready to be saved into a dataset."""
 
-    frame_rgb: np.ndarray = field(repr=False)  # the frame as analysed (mirrored if mirroring), no overlay
+    frame_rgb: np.ndarray = field(repr=False)  # the frame as the camera captured it (never mirrored), no overlay
     faces: tuple[SnapshotFace, ...]
     classes: tuple[str, ...]
     model_name: str
@@ -255,17 +255,22 @@ class FrameProcessor:
         returns the annotated image. A processing error is reported, and the frame passes."""
         started = time.perf_counter()
         settings, recognizer = self._settings, self._recognizer
-        image = rgb
-        if settings.mirror:
-            if self._mirror is None or self._mirror.shape != rgb.shape:
-                self._mirror = np.empty_like(rgb)
-            image = cv2.flip(rgb, 1, dst=self._mirror)
         error = None
         analysed_ms = 0.0
+        image = rgb
         try:
             self._prepare(recognizer, settings)
-            analysed_ms = self._analyse(image, recognizer, settings)
-            draw_faces(image, self._overlays, show_bars=settings.show_bars, numbered=True)
+            # The frame is analysed as the camera captured it: mirroring is only how it is shown
+            # (a detector scores a face and its mirror image differently, and the results must
+            # not depend on a display preference).
+            analysed_ms = self._analyse(rgb, recognizer, settings)
+            overlays = self._overlays
+            if settings.mirror:
+                if self._mirror is None or self._mirror.shape != rgb.shape:
+                    self._mirror = np.empty_like(rgb)
+                image = cv2.flip(rgb, 1, dst=self._mirror)
+                overlays = [replace(overlay, box=_mirrored(overlay.box, rgb.shape[1])) for overlay in overlays]
+            draw_faces(image, overlays, show_bars=settings.show_bars, numbered=True)
         except Exception as exception:  # noqa: BLE001 - a bad frame must not kill the stream
             error = f"{type(exception).__name__}: {exception}"
             if error != self._counts.error:  # log each new error once, not 30 times a second
@@ -283,7 +288,7 @@ class FrameProcessor:
                 lines.append(f"budget: {self._counts.budget_note()}")
             draw_status(image, lines)
         self._counts = replace(self._counts, frames=self._counts.frames + 1, fps=fps, latency_ms=latency, error=error)
-        self._publish(recognizer)
+        self._publish(recognizer, rgb.shape[1] if settings.mirror else None)
         return image
 
     def _prepare(self, recognizer: EmotionRecognizer, settings: StreamSettings) -> None:
@@ -310,13 +315,17 @@ class FrameProcessor:
             self._counts = replace(counts, detect_every=detect_every)
             return 0.0
         started = time.perf_counter()
-        detections = recognizer.detector.detect(image, settings.detection)
+        # Detections down to a fraction of the minimum confidence may continue a tracked face;
+        # only those above it start a new one (hysteresis: a borderline face does not flicker).
+        start_score = settings.detection.min_confidence
+        lenient = replace(settings.detection, min_confidence=start_score * settings.tracking.continue_ratio)
+        detections = recognizer.detector.detect(image, lenient)
         detected = time.perf_counter()
         detect_ms = (detected - started) * 1e3
         if self._gray is None or self._gray.shape != image.shape[:2]:
             self._gray = np.empty(image.shape[:2], np.uint8)
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY, dst=self._gray)  # once, not once per face
-        tracks = self._tracker.update([Observation(detection.box) for detection in detections])
+        tracks = self._tracker.update([Observation(d.box, score=d.score) for d in detections], start_score=start_score)
         in_view = [track for track in tracks if track.missed == 0]
         chosen = self._budgeted(in_view, settings, detect_ms / detect_every)
         classify_ms = 0.0
@@ -393,7 +402,8 @@ class FrameProcessor:
         self._snapshot_wanted.clear()
         self._snapshot_ready.set()
 
-    def _publish(self, recognizer: EmotionRecognizer) -> None:
+    def _publish(self, recognizer: EmotionRecognizer, mirror_width: int | None = None) -> None:
+        """Hand the panel this frame's tracks, with boxes as the user sees them (mirrored or not)."""
         now = time.monotonic()
         hold = self._settings.hold_frames
         tracks = tuple(
@@ -402,7 +412,7 @@ class FrameProcessor:
                 track.label,
                 track.confidence,
                 tuple(float(value) for value in track.probabilities),
-                track.box,
+                _mirrored(track.box, mirror_width) if mirror_width else track.box,
                 track.missed,
             )
             for track in self._tracker.tracks
@@ -453,6 +463,11 @@ class FrameProcessor:
             os.replace(temporary, self._stats_path)
         except OSError:
             LOGGER.warning("cannot write frame stats to %s", self._stats_path, exc_info=True)
+
+
+def _mirrored(box: Box, width: int) -> Box:
+    """`box` in a frame of `width` flipped left to right."""
+    return Box(width - box.x - box.width, box.y, box.width, box.height)
 
 
 def _ema(previous: float, value: float, first: bool = False) -> float:

@@ -97,12 +97,15 @@ def test_small_faces_in_a_large_photo_are_found_by_tiling(blazeface_detector, as
 
 
 def test_weighted_nms_merges_overlaps_by_score_hand_checked():
-    corners = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
-    scores = np.array([0.9, 0.3, 0.8], np.float32)
+    corners = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [2, 2, 12, 12], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.9, 0.6, 0.3, 0.8], np.float32)
     boxes, kept = weighted_nms(corners, scores)
     np.testing.assert_allclose(kept, [0.9, 0.8])
-    np.testing.assert_allclose(boxes[0], [0.25, 0.25, 10.25, 10.25], atol=1e-5)  # (0.9*0 + 0.3*1) / 1.2
+    # 0.6 >= half of 0.9 is averaged in: (0.9*0 + 0.6*1) / 1.5; 0.3 is suppressed without moving the box
+    np.testing.assert_allclose(boxes[0], [0.4, 0.4, 10.4, 10.4], atol=1e-5)
     np.testing.assert_allclose(boxes[1], [50, 50, 60, 60])
+    strict_boxes, _ = weighted_nms(corners[scores >= 0.5], scores[scores >= 0.5])
+    np.testing.assert_allclose(strict_boxes, boxes, atol=1e-5)  # a lower threshold does not move confident boxes
     empty_boxes, empty_scores = weighted_nms(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
     assert empty_boxes.shape == (0, 4) and empty_scores.shape == (0,)
 

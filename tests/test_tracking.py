@@ -95,3 +95,13 @@ def test_wrong_probability_length_and_bad_settings_are_rejected():
         TrackerSettings(smoothing=1.0)
     with pytest.raises(ValueError, match="iou_threshold"):
         TrackerSettings(iou_threshold=0.0)
+
+
+def test_a_weak_detection_continues_a_track_but_does_not_start_one():
+    tracker = IoUTracker(CLASSES)
+    face, elsewhere = Box(100, 100, 80, 80), Box(400, 300, 60, 60)
+    tracker.update([Observation(face, score=0.9)], start_score=0.5)
+    tracks = tracker.update([Observation(Box(104, 100, 80, 80), score=0.35), Observation(elsewhere, score=0.35)], start_score=0.5)
+    assert [(track.track_id, track.missed) for track in tracks] == [(1, 0)], "kept by a weak detection; no new track"
+    tracks = tracker.update([Observation(elsewhere, score=0.6)], start_score=0.5)
+    assert [track.track_id for track in tracks] == [1, 2]
