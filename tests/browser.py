@@ -202,3 +202,36 @@ def wait_until_idle(page: Any, timeout_ms: float = 120_000) -> None:
         '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]',
         timeout=timeout_ms,
     )
+
+
+class SentFrames:
+    """Counts the messages a page sends to the app over its websocket (attach before loading it).
+
+    A keyboard shortcut that reaches a button sends one; nothing else is sent while the page is
+    left alone (no heartbeat frames), so a count that does not move means the key went nowhere."""
+
+    def __init__(self, page: Any):
+        self.count = 0
+        page.on("websocket", lambda socket: socket.on("framesent", self._sent))
+
+    def _sent(self, _payload: Any) -> None:
+        self.count += 1
+
+
+def press_shortcut(page: Any, key: str, frames: SentFrames, attempts: int = 3, wait_ms: float = 2000) -> None:
+    """Press `key` until the page sends it to the app (at most `attempts` times).
+
+    NOTE: Streamlit 1.67's frontend sometimes ignores a button shortcut pressed within a second
+    or so after the first script run has finished (the keydown reaches the document, no message
+    leaves the page); later presses all go through. A person simply presses again, and so does
+    this helper; it fails when no press ever reaches the app."""
+    for _ in range(attempts):
+        before = frames.count
+        page.keyboard.press(key)
+        waited = 0.0
+        while waited < wait_ms:
+            if frames.count > before:
+                return
+            page.wait_for_timeout(50)
+            waited += 50
+    raise AssertionError(f"pressing {key!r} {attempts} times sent nothing to the app")

@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.browser import launch_chromium, open_app, running_app, skip_without_browser
+from tests.browser import (
+    SentFrames,
+    launch_chromium,
+    open_app,
+    press_shortcut,
+    running_app,
+    skip_without_browser,
+    wait_until_idle,
+)
 
 skip_without_browser()
 
@@ -54,19 +62,22 @@ def test_keys_label_advance_and_undo(app_url: str, dataset: DatasetStore) -> Non
         browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            frames = SentFrames(page)
             open_app(page, f"{app_url}/dataset?dataset_tab=Label")
-            expect(page.get_by_role("heading", name="Face #1")).to_be_visible(timeout=TIMEOUT_MS)
+            expect(page.get_by_role("heading", name="Face #1", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
             expect(page.get_by_text(f"Labelled 0 of {FACES} faces")).to_be_visible()
             expect(page.get_by_text(f"1 of {FACES} unlabelled")).to_be_visible()
+            wait_until_idle(page)  # the key buttons exist once the run has finished
 
-            page.keyboard.press("1")
-            expect(page.get_by_role("heading", name="Face #2")).to_be_visible(timeout=TIMEOUT_MS)
+            press_shortcut(page, "1", frames)
+            expect(page.get_by_role("heading", name="Face #2", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
             expect(page.get_by_text(f"Labelled 1 of {FACES} faces")).to_be_visible()
             expect(page.get_by_text("labelled #1 angry; U undoes")).to_be_visible()
             assert dataset.get(1).label == "angry" and dataset.get(1).predicted_label == "happy"
 
-            page.keyboard.press("u")
-            expect(page.get_by_role("heading", name="Face #1")).to_be_visible(timeout=TIMEOUT_MS)
+            wait_until_idle(page)
+            press_shortcut(page, "u", frames)
+            expect(page.get_by_role("heading", name="Face #1", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
             expect(page.get_by_text(f"Labelled 0 of {FACES} faces")).to_be_visible()
             expect(page.get_by_text(re.compile("Undid the label of face 1"))).to_be_visible()
             assert dataset.get(1).label is None
