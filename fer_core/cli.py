@@ -166,6 +166,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         help="test-time augmentation; auto: the one the card found best on validation")
     parser.add_argument("--keras", action="store_true", help="evaluate model.keras instead of the TFLite export")
     parser.add_argument("--json", dest="json_path", help="write the report to this JSON file")
+    parser.add_argument("--store", action="store_true",
+                        help="also keep the report and every face's prediction beside the model (the Training report page shows it)")
 
 
 def _resolve_model_dir(name_or_path: str | None) -> Path:
@@ -188,8 +190,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     usages = [usage.strip() for usage in args.usage.split(",")] if args.usage else None
     dataset = load_dataset(args.data, usages, image_size=classifier.input_size)
     tta = classifier.best_tta if args.tta == "auto" else args.tta
-    report = evaluate(classifier.predict_faces, dataset, tta=tta, model=classifier.card.name)
-    report.extra = {"usage": usages, "backend": classifier.backend}
+    if args.store:
+        from fer_core.reports import evaluate_and_store
+
+        stored = evaluate_and_store(classifier.model_dir, dataset, tta, usages, classifier=classifier)
+        report = stored.report
+        print(f"stored as {stored.slug} in {classifier.model_dir / 'evaluations'}")
+    else:
+        report = evaluate(classifier.predict_faces, dataset, tta=tta, model=classifier.card.name)
+    report.extra = {**report.extra, "usage": usages, "backend": classifier.backend}
     print(f"model {classifier.card.name} ({classifier.backend}) on {dataset.source}"
           f"{' [' + ','.join(usages) + ']' if usages else ''}")
     print(report.table())

@@ -184,6 +184,18 @@ def test_evaluate_prints_a_table_and_writes_json(tiny_model_dir, tmp_path, make_
     assert report["n_images"] == 7 and report["tta"] == "flip" and report["extra"]["usage"] == ["PrivateTest"]
 
 
+def test_evaluate_store_keeps_the_report_beside_the_model(tiny_model_dir, tmp_path, make_fer_csv, capsys):
+    from fer_core.reports import load_evaluation
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    data = make_fer_csv(tmp_path / "fer.csv", per_class=1, usages=("PrivateTest",))
+    code, out, _ = run_cli(["evaluate", "--model", model, "--data", data, "--usage", "PrivateTest", "--store"], capsys)
+    assert code == 0 and "stored as fer.csv-PrivateTest-none" in out
+    stored = load_evaluation(model, "fer.csv-PrivateTest-none")
+    assert stored.report.n_images == 7 and stored.ids == [f"line {line}" for line in range(2, 9)]
+
+
 def test_models_lists_registers_and_sets_the_default(tiny_model_dir, tmp_path, monkeypatch, capsys):
     root = tmp_path / "models"
     root.mkdir()
