@@ -14,10 +14,31 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def cpu_info() -> dict:
+    """The CPU's model name and feature flags from /proc/cpuinfo (empty where there is none):
+    two machines with the same core count can still differ in SIMD support (AVX-512, AMX)."""
+    model, flags = "", ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = " ".join(sorted(value.split()))
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpu_flags": flags}
+
+
 def machine_info(**extra: object) -> dict:
-    """CPUs, platform, Python and the 1/5/15-minute load average now, plus `extra` fields."""
+    """CPUs (count, model, flags), platform, Python and the 1/5/15-minute load average now, plus
+    `extra` fields."""
     return {
         "cpus": os.cpu_count(),
+        **cpu_info(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
