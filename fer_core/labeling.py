@@ -64,6 +64,9 @@ class LabelWalk:
                 self.shown = store.get(self.shown.id)
             except DatasetError:  # purged meanwhile
                 self._advance(store)
+            else:
+                if self.shown.deleted:  # by another tab: nothing to label here any more
+                    self._advance(store)
         return self.shown
 
     def position(self, store: DatasetStore) -> QueuePosition | None:

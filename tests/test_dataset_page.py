@@ -249,3 +249,29 @@ def test_import_a_zip_and_a_server_path_show_what_happened(app_registry: Path, s
     app.text_input(key="collect_server_path").set_value("/nowhere/faces").run()
     app.button(key="collect_import_path").click().run()
     assert "Nothing was imported: /nowhere/faces: no such file or folder" in texts(app, "error")
+
+
+def test_retrained_models_are_compared_on_the_custom_test_split(app_registry: Path) -> None:
+    import dataclasses
+
+    from fer_core.registry import ModelRegistry, RegisteredModel
+    from ui.dataset_view import custom_test_table
+
+    base = ModelRegistry().default()
+    metrics = {**base.card.metrics, "custom_test": {
+        "data": "/data/custom", "faces": 40, "accuracy": 0.75, "macro_f1": 0.7, "slug": "custom-test",
+        "previous": {"model": base.name, "accuracy": 0.5, "macro_f1": 0.45, "slug": "custom-test-old"}}}
+    retrained = RegisteredModel("custom_1", base.path, dataclasses.replace(base.card, metrics=metrics))
+    table = custom_test_table([base, retrained])
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert (row["model"], row["started from"], row["test faces"]) == ("custom_1", base.name, 40)
+    assert (row["accuracy"], row["its accuracy"]) == (0.75, 0.5) and row["change"] == pytest.approx(0.25)
+
+
+def test_a_dataset_folder_that_cannot_be_used_is_named(app_registry: Path, tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the dataset folder should be")
+    monkeypatch.setenv("FER_DATASET_DIR", str(blocker))
+    app = open_page("Label")
+    assert "The custom dataset cannot be opened" in texts(app, "error") and "not a folder" in texts(app, "error")

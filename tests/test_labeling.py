@@ -102,6 +102,13 @@ def test_a_walk_skips_faces_another_tab_labelled_meanwhile(store: DatasetStore) 
     assert walk.current(store).id == 4
 
 
+def test_a_face_deleted_by_another_tab_is_left_behind(store: DatasetStore) -> None:
+    walk = LabelWalk("unlabelled")
+    assert walk.current(store).id == 1
+    store.delete(1, actor="other")
+    assert walk.current(store).id == 2
+
+
 def test_walk_rejects_an_unknown_queue() -> None:
     with pytest.raises(ValueError, match="unknown review queue"):
         LabelWalk("random")

@@ -273,6 +273,21 @@ def test_add_to_dataset_puts_the_colour_crop_in_the_store(
     assert DatasetStore(tmp_path / "dataset").count() == 1
 
 
+def test_add_to_dataset_names_a_dataset_folder_that_cannot_be_used(
+    upload_page: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "dataset"
+    blocker.write_text("a file where the dataset folder should be")
+    monkeypatch.setenv("FER_DATASET_DIR", str(blocker))
+    app = upload(upload_page, ("astronaut.png", ASTRONAUT.read_bytes()))
+    label_key = next(box.key for box in app.selectbox if box.key and box.key.startswith("upload_label_"))
+    app.button(key=f"{label_key}_send").click()
+    app.run()
+    assert not app.exception, app.exception
+    errors = " | ".join(error.value for error in app.error)
+    assert "Could not add face #1 of astronaut.png to the custom dataset" in errors and "not a folder" in errors
+
+
 # --- the engine side of the page (fer_core.analysis) ----------------------------------------------
 
 
