@@ -559,6 +559,10 @@ class DatasetStore:
             connection = sqlite3.connect(self.index_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA foreign_keys = ON")
+            # WAL with synchronous=NORMAL (SQLite's advice for WAL): a commit survives any crash of
+            # the app; only a power cut may roll back the last few labels (never corrupts), and a
+            # label no longer waits for a disk sync. Files without rows are found by check().
+            connection.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as error:
             raise DatasetError(f"{self.index_path}: cannot open the dataset index ({error})") from None
         return connection
