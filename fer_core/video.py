@@ -1,8 +1,11 @@
 """The live-video frame processor: detect, classify, track, smooth and draw, one frame at a time.
 
-One `FrameProcessor` serves one stream. Its `process_video_frame` is the WebRTC frame callback
-and runs on the stream's worker thread; everything else (settings, live panel, snapshots) is
-called from the Streamlit script thread. The two sides share only:
+`FaceFollower` is the per-frame step (detect, track with hysteresis, classify in one model call,
+smooth in the tracker, make overlays) that the live stream and recorded clips
+(`fer_core.video_files`) share. One `FrameProcessor` serves one stream. Its
+`process_video_frame` is the WebRTC frame callback and runs on the stream's worker thread;
+everything else (settings, live panel, snapshots) is called from the Streamlit script thread.
+The two sides share only:
   - settings and the recognizer, replaced whole (frozen dataclass / object swap: an attribute
     assignment is atomic, and the frame thread reads each once per frame);
   - the published `LiveState`, timeline and snapshot, guarded by one lock and handed out as
@@ -19,6 +22,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -152,6 +156,83 @@ class Snapshot:
     taken_at: float  # time.time()
 
 
+@dataclass(frozen=True)
+class FrameFaces:
+    """What one analysed frame gave: the live tracks, and which faces were seen and classified."""
+
+    tracks: list[Track]  # every live track after this frame, oldest first
+    in_view: list[Track]  # the tracks whose face was detected on this frame
+    classified: list[Track]  # those classified on this frame (all in view, unless a budget chose)
+    gray: np.ndarray = field(repr=False)  # the frame in grayscale (a buffer reused by the next frame)
+    detect_ms: float = 0.0
+    classify_ms: float = 0.0
+
+
+# Picks, from the faces in view, those to classify on this frame (given detection's ms); the
+# live stream's frame budget is one, a clip classifies them all.
+Chooser = Callable[[list[Track], float], list[Track]]
+
+
+class FaceFollower:
+    """The faces of one video, frame after frame: detect, track, classify, smooth, overlay.
+
+    Shared by the live stream and recorded clips so both behave the same. Hysteresis: detections
+    down to `continue_ratio` of the minimum confidence may continue a tracked face, only those
+    above it start one, so a borderline face does not flicker. All faces chosen on a frame go
+    through one model call; the tracker smooths each face's probabilities (raw values kept).
+    Owns the tracker and frame-sized buffers, so one thread at a time.
+    """
+
+    def __init__(self, classes: Sequence[str], tracking: TrackerSettings):
+        self.tracker = IoUTracker(classes, tracking)
+        self.gray: np.ndarray | None = None
+        self._batch: np.ndarray | None = None
+
+    def analyse(
+        self, image: np.ndarray, recognizer: EmotionRecognizer, detection: DetectorSettings, choose: Chooser | None = None
+    ) -> FrameFaces:
+        """Detect and track every face of an RGB frame; classify those `choose` picks (all by default)."""
+        started = time.perf_counter()
+        start_score = detection.min_confidence
+        lenient = replace(detection, min_confidence=start_score * self.tracker.settings.continue_ratio)
+        detections = recognizer.detector.detect(image, lenient)
+        detect_ms = (time.perf_counter() - started) * 1e3
+        if self.gray is None or self.gray.shape != image.shape[:2]:
+            self.gray = np.empty(image.shape[:2], np.uint8)
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY, dst=self.gray)  # once, not once per face
+        tracks = self.tracker.update([Observation(d.box, score=d.score) for d in detections], start_score=start_score)
+        in_view = [track for track in tracks if track.missed == 0]
+        chosen = choose(in_view, detect_ms) if choose is not None else list(in_view)
+        classify_ms = self._classify(gray, chosen, recognizer, detection.max_faces)
+        return FrameFaces(tracks, in_view, chosen, gray, detect_ms, classify_ms)
+
+    def _classify(self, gray: np.ndarray, chosen: list[Track], recognizer: EmotionRecognizer, max_faces: int) -> float:
+        """Classify the chosen faces (cropped from their raw detector boxes) in one model call and
+        smooth the results into their tracks; returns the model call's milliseconds."""
+        if not chosen:
+            return 0.0
+        classifier = recognizer.classifier
+        size = classifier.input_size
+        if self._batch is None or self._batch.shape[1] != size or len(self._batch) < len(chosen):
+            self._batch = np.empty((max(len(chosen), max_faces, 1), size, size), np.uint8)
+        for index, track in enumerate(chosen):
+            self._batch[index] = classifier.prepare_face(gray, track.detected_box)
+        mark = time.perf_counter()
+        probabilities = classifier.predict_faces(self._batch[: len(chosen)])
+        classify_ms = (time.perf_counter() - mark) * 1e3
+        for track, probs in zip(chosen, probabilities, strict=True):
+            self.tracker.observe(track, probs)
+        return classify_ms
+
+    def overlays(self, hold_frames: int) -> list[FaceOverlay]:
+        """What to draw: every classified face seen within the last `hold_frames` analysed frames."""
+        return [
+            FaceOverlay(track.track_id, track.box, track.probabilities, track.classes)
+            for track in self.tracker.tracks
+            if track.missed <= hold_frames and track.classified
+        ]
+
+
 def stats_path_from_env() -> Path | None:
     value = os.environ.get(FRAME_STATS_ENV)
     return Path(value) if value else None
@@ -175,15 +256,13 @@ class FrameProcessor:
         self._settings = settings
         self._stats_path = Path(stats_path) if stats_path else None
         # --- frame-thread state (only the frame thread touches these) ---
-        self._tracker = IoUTracker(recognizer.classifier.classes, settings.tracking)
+        self._faces = FaceFollower(recognizer.classifier.classes, settings.tracking)
         self._tracker_classifier = recognizer.classifier
         self._frame_index = 0
         self._overlays: list[FaceOverlay] = []
         self._arrivals: deque[float] = deque(maxlen=self.FPS_WINDOW)
         self._latencies: deque[float] = deque(maxlen=self.FPS_WINDOW)
         self._mirror: np.ndarray | None = None
-        self._gray: np.ndarray | None = None
-        self._batch: np.ndarray | None = None
         self._counts = StreamStats()
         self._tokens = 0.0  # milliseconds of classification the budget allows now
         self._overhead_ms = 0.0  # running cost of everything but detection and classification
@@ -197,6 +276,11 @@ class FrameProcessor:
         self._snapshot_wanted = threading.Event()
         self._snapshot_ready = threading.Event()
         self._snapshot: Snapshot | None = None
+
+    @property
+    def _tracker(self) -> IoUTracker:
+        """The follower's tracker (frame thread only; tests look at its tracks)."""
+        return self._faces.tracker
 
     # --- called from the script thread ----------------------------------------------------------
     @property
@@ -294,7 +378,7 @@ class FrameProcessor:
     def _prepare(self, recognizer: EmotionRecognizer, settings: StreamSettings) -> None:
         if self._reset_requested or recognizer.classifier is not self._tracker_classifier:
             self._reset_requested = False
-            self._tracker = IoUTracker(recognizer.classifier.classes, settings.tracking)
+            self._faces = FaceFollower(recognizer.classifier.classes, settings.tracking)
             self._tracker_classifier = recognizer.classifier
             self._overlays = []
             self._frame_index = 0
@@ -302,56 +386,34 @@ class FrameProcessor:
             self._latencies.clear()
             self._counts = StreamStats()
             self._tokens = 0.0
-        self._tracker.settings = settings.tracking
+        self._faces.tracker.settings = settings.tracking
 
     def _analyse(self, image: np.ndarray, recognizer: EmotionRecognizer, settings: StreamSettings) -> float:
         """Detect and track every face; classify those the frame budget allows, in one model
         call; returns the milliseconds detection and classification took."""
-        classifier = recognizer.classifier
         counts = self._counts
         detect_every = self._detect_every(settings)
         if self._frame_index % detect_every and self._overlays:
             # a slow CPU: this frame reuses the last detection's tracks (drawn as they are)
             self._counts = replace(counts, detect_every=detect_every)
             return 0.0
-        started = time.perf_counter()
-        # Detections down to a fraction of the minimum confidence may continue a tracked face;
-        # only those above it start a new one (hysteresis: a borderline face does not flicker).
-        start_score = settings.detection.min_confidence
-        lenient = replace(settings.detection, min_confidence=start_score * settings.tracking.continue_ratio)
-        detections = recognizer.detector.detect(image, lenient)
-        detected = time.perf_counter()
-        detect_ms = (detected - started) * 1e3
-        if self._gray is None or self._gray.shape != image.shape[:2]:
-            self._gray = np.empty(image.shape[:2], np.uint8)
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY, dst=self._gray)  # once, not once per face
-        tracks = self._tracker.update([Observation(d.box, score=d.score) for d in detections], start_score=start_score)
-        in_view = [track for track in tracks if track.missed == 0]
-        chosen = self._budgeted(in_view, settings, detect_ms / detect_every)
-        classify_ms = 0.0
-        if chosen:
-            size = classifier.input_size
-            if self._batch is None or self._batch.shape[1] != size or len(self._batch) < len(chosen):
-                self._batch = np.empty((max(len(chosen), settings.detection.max_faces, 1), size, size), np.uint8)
-            for index, track in enumerate(chosen):
-                self._batch[index] = classifier.prepare_face(gray, track.detected_box)
-            mark = time.perf_counter()
-            probabilities = classifier.predict_faces(self._batch[: len(chosen)])
-            classify_ms = (time.perf_counter() - mark) * 1e3
-            for track, probs in zip(chosen, probabilities, strict=True):
-                self._tracker.observe(track, probs)
-            self._tokens -= classify_ms
+        faces = self._faces.analyse(
+            image, recognizer, settings.detection,
+            choose=lambda in_view, detect_ms: self._budgeted(in_view, settings, detect_ms / detect_every),
+        )
+        tracks, in_view, chosen = faces.tracks, faces.in_view, faces.classified
+        detect_ms, classify_ms = faces.detect_ms, faces.classify_ms
+        self._tokens -= classify_ms
         face_ms = _ema(counts.face_ms, classify_ms / len(chosen)) if chosen else counts.face_ms
         share = len(chosen) / len(in_view) if in_view else 1.0
-        visible = [track for track in tracks if track.missed <= settings.hold_frames and track.classified]
-        self._overlays = [FaceOverlay(track.track_id, track.box, track.probabilities, track.classes) for track in visible]
+        self._overlays = self._faces.overlays(settings.hold_frames)
         self._counts = replace(
             counts, analysed=counts.analysed + 1, faces_classified=counts.faces_classified + len(chosen),
             classified_share=_ema(counts.classified_share, share, first=counts.analysed == 0), face_ms=face_ms,
             detect_ms=_ema(counts.detect_ms, detect_ms, first=counts.analysed == 0), detect_every=detect_every,
         )
         if self._snapshot_wanted.is_set():
-            self._fulfil_snapshot(image, gray, [track for track in tracks if track.missed == 0 and track.classified], recognizer)
+            self._fulfil_snapshot(image, faces.gray, [track for track in tracks if track.missed == 0 and track.classified], recognizer)
         return detect_ms + classify_ms
 
     def _detect_every(self, settings: StreamSettings) -> int:
@@ -415,7 +477,7 @@ class FrameProcessor:
                 _mirrored(track.box, mirror_width) if mirror_width else track.box,
                 track.missed,
             )
-            for track in self._tracker.tracks
+            for track in self._faces.tracker.tracks
             if track.missed <= hold and track.classified
         )
         record = now - self._last_timeline >= self.TIMELINE_INTERVAL
@@ -446,7 +508,7 @@ class FrameProcessor:
             "detect_ms": round(counts.detect_ms, 2),
             "detect_every": counts.detect_every,
             "budget_ms": self._settings.budget_ms,
-            "frame_size": list(self._gray.shape[::-1]) if self._gray is not None else None,
+            "frame_size": list(self._faces.gray.shape[::-1]) if self._faces.gray is not None else None,
             "recent_latencies_ms": [round(value, 2) for value in self._latencies],  # the last frames, oldest first
             "error": counts.error,
             "model": recognizer.classifier.card.name,
