@@ -1,4 +1,5 @@
-"""Command line: train, finalize, evaluate, predict, models, dataset (fer_core/dataset_cli.py).
+"""Command line: train, finalize, evaluate, predict, models, dataset (fer_core/dataset_cli.py), video
+(fer_core/video_cli.py).
 
 Every FerError (bad file, bad dataset, bad model folder) is printed as one line naming the file
 and the problem, with exit status 2; no traceback reaches the user.
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fer_core import dataset_cli
+from fer_core import dataset_cli, video_cli
 from fer_core.evaluation import TTA_MODES
 
 if TYPE_CHECKING:
@@ -322,7 +323,9 @@ def _percent(value: float | None) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer_core", description="Facial emotion recognition engine")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_finalize, _add_evaluate, _add_predict, _add_models, dataset_cli.add_parser):
+    for add in (
+        _add_train, _add_finalize, _add_evaluate, _add_predict, _add_models, dataset_cli.add_parser, video_cli.add_parser
+    ):
         add(sub)
     return parser
 
@@ -334,6 +337,7 @@ COMMANDS = {
     "predict": _cmd_predict,
     "models": _cmd_models,
     "dataset": dataset_cli.run,
+    "video": video_cli.run,
 }
 
 

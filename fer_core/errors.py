@@ -39,3 +39,7 @@ class ConflictError(FerError):
     def __init__(self, message: str, current: object = None):
         super().__init__(message)
         self.current = current
+
+
+class VideoError(FerError):
+    """A video file cannot be analysed: no video stream, corrupt, empty, undecodable, too long."""
