@@ -75,7 +75,10 @@ def face_html(store: DatasetStore, face: FaceRecord, side: int = FACE_SIDE) -> s
     width, height = round(face.width * factor), round(face.height * factor)
     rendering = "pixelated" if factor >= 2 else "auto"
     return (f'<img class="fer-label-face" alt="face #{face.id}" src="data:image/png;base64,{data}" '
-            f'width="{width}" height="{height}" style="image-rendering:{rendering};border-radius:4px">')
+            f'width="{width}" height="{height}" '
+            # the size in CSS too: Streamlit's markdown drops an <img>'s width/height attributes
+            f'style="width:{width}px;height:{height}px;max-width:100%;object-fit:contain;'
+            f'image-rendering:{rendering};border-radius:4px">')
 
 
 def _render_face(store: DatasetStore, face: FaceRecord) -> None:
