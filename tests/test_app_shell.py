@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PAGES = {
     "pages/1_upload.py": "Upload photos",
+    "pages/5_video_files.py": "Video files",
     # pages/2_live_webcam.py: webrtc_streamer cannot run under AppTest; its own tests cover it
     "pages/3_training_report.py": "Training report",
     "pages/4_dataset.py": "Dataset & labeling",
