@@ -343,11 +343,11 @@ def compare_on_custom_test(run_dir: Path, config) -> list[str]:
 
     if not is_dataset_root(config.train_data):
         return []
+    card = read_card(run_dir)
     try:
-        test = load_dataset(config.train_data, ["test"])
+        test = load_dataset(config.train_data, ["test"], image_size=card.input_size)
     except FerError as error:
         return [f"no evaluation on the custom test split: {error}"]
-    card = read_card(run_dir)
     new = evaluate_and_store(run_dir, test, "none", ["test"])
     summary = {"data": str(config.train_data), "faces": len(test), "accuracy": round(new.report.accuracy, 4),
                "macro_f1": round(new.report.macro_f1, 4), "slug": new.slug}
@@ -356,7 +356,9 @@ def compare_on_custom_test(run_dir: Path, config) -> list[str]:
         previous = EmotionClassifier(config.init_from)
         # stored under the new model, named for the one it started from
         old_slug = f"{new.slug}-{previous.card.name}"
-        old = evaluate_and_store(run_dir, test, "none", ["test"], classifier=previous, slug=old_slug)
+        old_test = test if previous.input_size == card.input_size else load_dataset(
+            config.train_data, ["test"], image_size=previous.input_size)
+        old = evaluate_and_store(run_dir, old_test, "none", ["test"], classifier=previous, slug=old_slug)
         summary["previous"] = {"model": previous.card.name, "accuracy": round(old.report.accuracy, 4),
                                "macro_f1": round(old.report.macro_f1, 4), "slug": old_slug}
         lines.append(f"custom test split: {previous.card.name} (before) {old.report.accuracy:.1%}")

@@ -14,8 +14,10 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from fer_core.classes import CLASSES
 from fer_core.errors import FerError
 from fer_core.registry import ModelRegistry
 from fer_core.runs import (
@@ -169,3 +171,38 @@ def test_cancelling_a_run_that_is_not_running_says_so(tmp_path: Path):
     (run_dir / "status.json").write_text(json.dumps({"state": "finished", "pid": 1}))
     with pytest.raises(FerError, match="not running .*finished"):
         cancel_run(run_dir)
+
+
+def test_a_retrain_on_a_custom_dataset_lands_registered_and_compared_on_its_test_split(
+    tiny_model_dir: Path, tmp_path: Path, models_dir: Path
+):
+    """What the Dataset page's retrain does: fine-tune a model on the labelled faces of a dataset
+    store (train split, validating on its val split), finalize, evaluate the new model and the one
+    it started from on the store's test split, register, and show both in the page's table."""
+    from fer_core import cli
+    from fer_core.dataset_store import DatasetStore
+    from tests.conftest import synthetic_face
+    from ui.dataset_view import custom_test_table
+
+    store = DatasetStore(tmp_path / "custom")
+    rng = np.random.default_rng(21)
+    for label, name in enumerate(CLASSES):
+        for _ in range(12):
+            store.add_face(synthetic_face(label, 48, rng), source="import", label=name)
+    splits = {split: store.count(split=split) for split in ("train", "val", "test")}
+    assert splits["test"] > 0 and splits["val"] > 0, splits
+    code = cli.main(["train", "--arch", "tiny_cnn32", "--data", str(store.root), "--init-from", str(tiny_model_dir),
+                     "--out", str(tmp_path / "runs" / "custom_tiny"), "--epochs", "1", "--batch-size", "8",
+                     "--register", "custom_tiny"])
+    assert code == 0
+    model = ModelRegistry(models_dir).get("custom_tiny")
+    result = model.card.metrics["custom_test"]
+    assert result["faces"] == splits["test"] and result["data"] == str(store.root)
+    assert result["previous"]["model"] == "tiny_test"
+    assert model.card.train_images == splits["train"] and model.card.val_images == splits["val"]
+    assert {path.name for path in (model.path / "evaluations").glob("*.json")} >= {
+        f"{result['slug']}.json", f"{result['previous']['slug']}.json"}
+    assert (model.path / "lineage.json").is_file(), "the fine-tune names its parent"
+    row = custom_test_table([model]).iloc[0]
+    assert (row["model"], row["started from"], row["test faces"]) == ("custom_tiny", "tiny_test", splits["test"])
+    assert row["change"] == pytest.approx(result["accuracy"] - result["previous"]["accuracy"])
