@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,59 +59,116 @@ def is_fer_csv(path: str | os.PathLike) -> bool:
     return Path(path).is_file() and Path(path).suffix.lower() == ".csv"
 
 
-def load_fer_csv(path: str | os.PathLike, usages: Sequence[str] | None = None, image_size: int = 48) -> FaceDataset:
-    """Read the Kaggle `emotion,pixels,Usage` CSV, keeping rows whose Usage is in `usages`."""
+class CsvRowProblem(DatasetError):
+    """One row of a FER2013 CSV is unusable; `reason` says why without the file and line."""
+
+    def __init__(self, path: Path, line: int, reason: str):
+        self.reason = reason
+        super().__init__(f"{path}, line {line}: {reason}")
+
+
+@dataclass(frozen=True)
+class FerCsvRow:
+    """One data row of a Kaggle `emotion,pixels[,Usage]` CSV; its cells are parsed on request."""
+
+    path: Path
+    line: int
+    cells: list[str]
+    width: int  # the header's number of columns
+    emotion_col: int
+    pixels_col: int
+    usage_col: int | None
+
+    @property
+    def empty(self) -> bool:
+        return not self.cells or all(not cell.strip() for cell in self.cells)
+
+    def _cell(self, column: int) -> str:
+        if len(self.cells) <= column:
+            raise CsvRowProblem(self.path, self.line, f"expected {self.width} columns, found {len(self.cells)}")
+        return self.cells[column]
+
+    @property
+    def usage(self) -> str | None:
+        return self._cell(self.usage_col).strip() if self.usage_col is not None else None
+
+    def label(self) -> int:
+        """The emotion as an index into CLASSES (the CSV numbers them differently)."""
+        cell = self._cell(self.emotion_col)
+        try:
+            return CSV_CODE_TO_INDEX[int(cell)]
+        except (ValueError, KeyError):
+            raise CsvRowProblem(self.path, self.line, f"emotion {cell!r} is not a code 0-6") from None
+
+    def pixels(self) -> np.ndarray:
+        """The face as a (side, side) uint8 square."""
+        cell = self._cell(self.pixels_col)  # outside the try: CsvRowProblem is a ValueError too
+        try:
+            values = np.array(cell.split(), dtype=np.int64)
+        except ValueError:
+            raise CsvRowProblem(self.path, self.line, "pixels must be space-separated integers") from None
+        side = int(round(np.sqrt(values.size)))
+        if values.size == 0 or side * side != values.size:
+            raise CsvRowProblem(self.path, self.line, f"{values.size} pixel values do not form a square image (48x48 needs 2304)")
+        if values.min() < 0 or values.max() > 255:
+            raise CsvRowProblem(self.path, self.line, "pixel values must be within 0-255")
+        return values.astype(np.uint8).reshape(side, side)
+
+
+def iter_fer_csv(path: str | os.PathLike) -> Iterator[FerCsvRow]:
+    """The rows of a FER2013 CSV, after checking its header: the one reader behind loading,
+    counting, re-reading a report's faces and importing into a custom dataset. DatasetError for
+    a missing, empty or non-CSV file, or one without the emotion and pixels columns."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such CSV file")
-    wanted = None if usages is None else {usage.strip() for usage in usages}
-    if wanted is not None and not wanted <= set(CSV_USAGES):
-        raise DatasetError(f"{path}: unknown Usage {sorted(wanted - set(CSV_USAGES))}; expected {', '.join(CSV_USAGES)}")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise DatasetError(f"{path}: the CSV file is empty")
+            columns = [column.strip().lower() for column in header]
+            if "emotion" not in columns or "pixels" not in columns:
+                raise DatasetError(f"{path}: expected the columns emotion,pixels[,Usage]; found {','.join(header)}")
+            layout = (len(header), columns.index("emotion"), columns.index("pixels"),
+                      columns.index("usage") if "usage" in columns else None)
+            for line, cells in enumerate(reader, start=2):
+                yield FerCsvRow(path, line, cells, *layout)
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path}: not a UTF-8 text file ({error.reason})") from None
+    except csv.Error as error:
+        raise DatasetError(f"{path}: not a valid CSV file ({error})") from None
+
+
+def load_fer_csv(path: str | os.PathLike, usages: Sequence[str] | None = None, image_size: int = 48) -> FaceDataset:
+    """Read the Kaggle `emotion,pixels,Usage` CSV, keeping rows whose Usage is in `usages`."""
+    path = Path(path)
+    wanted = _check_usages(path, usages)
     images: list[np.ndarray] = []
     labels: list[int] = []
     ids: list[str] = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise DatasetError(f"{path}: the CSV file is empty")
-        columns = [column.strip().lower() for column in header]
-        if "emotion" not in columns or "pixels" not in columns:
-            raise DatasetError(f"{path}: expected the columns emotion,pixels[,Usage]; found {','.join(header)}")
-        emotion_col, pixels_col = columns.index("emotion"), columns.index("pixels")
-        usage_col = columns.index("usage") if "usage" in columns else None
-        if wanted is not None and usage_col is None:
+    for row in iter_fer_csv(path):
+        if wanted is not None and row.usage_col is None:
             raise DatasetError(f"{path}: --usage was given but the CSV has no Usage column")
-        for line_number, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                raise DatasetError(f"{path}, line {line_number}: empty row")
-            if len(row) <= max(emotion_col, pixels_col, usage_col or 0):
-                raise DatasetError(f"{path}, line {line_number}: expected {len(header)} columns, found {len(row)}")
-            if wanted is not None and row[usage_col].strip() not in wanted:
-                continue
-            try:
-                code = int(row[emotion_col])
-                label = CSV_CODE_TO_INDEX[code]
-            except (ValueError, KeyError):
-                raise DatasetError(f"{path}, line {line_number}: emotion {row[emotion_col]!r} is not a code 0-6") from None
-            try:
-                pixels = np.array(row[pixels_col].split(), dtype=np.int32)
-            except ValueError:
-                raise DatasetError(f"{path}, line {line_number}: pixels must be space-separated integers") from None
-            side = int(round(np.sqrt(pixels.size)))
-            if pixels.size == 0 or side * side != pixels.size:
-                raise DatasetError(
-                    f"{path}, line {line_number}: {pixels.size} pixel values do not form a square image (48x48 needs 2304)"
-                )
-            if pixels.min() < 0 or pixels.max() > 255:
-                raise DatasetError(f"{path}, line {line_number}: pixel values must be within 0-255")
-            images.append(resize_gray(pixels.astype(np.uint8).reshape(side, side), image_size))
-            labels.append(label)
-            ids.append(f"line {line_number}")
+        if row.empty:
+            raise CsvRowProblem(path, row.line, "empty row")
+        if wanted is not None and row.usage not in wanted:
+            continue
+        labels.append(row.label())
+        images.append(resize_gray(row.pixels(), image_size))
+        ids.append(f"line {row.line}")
     if not images:
         which = "" if wanted is None else f" with Usage {', '.join(sorted(wanted))}"
         raise DatasetError(f"{path}: no rows{which}")
     return FaceDataset(np.stack(images), np.asarray(labels, dtype=np.int32), source=str(path), ids=ids)
+
+
+def _check_usages(path: Path, usages: Iterable[str] | None) -> set[str] | None:
+    wanted = None if usages is None else {usage.strip() for usage in usages}
+    if wanted is not None and not wanted <= set(CSV_USAGES):
+        raise DatasetError(f"{path}: unknown Usage {sorted(wanted - set(CSV_USAGES))}; expected {', '.join(CSV_USAGES)}")
+    return wanted
 
 
 def list_image_folder(root: str | os.PathLike) -> tuple[list[Path], np.ndarray]:
@@ -202,27 +259,13 @@ def count_faces(path: str | os.PathLike, usages: Iterable[str] | None = None) ->
                 counts[name] += store.count(label=name, split=split)
         where = f"{path} ({', '.join(usages) if usages else 'train'} split)"
     elif is_fer_csv(path):
-        wanted = None if usages is None else {usage.strip() for usage in usages}
-        if wanted is not None and not wanted <= set(CSV_USAGES):
-            raise DatasetError(f"{path}: unknown Usage {sorted(wanted - set(CSV_USAGES))}; expected {', '.join(CSV_USAGES)}")
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            columns = [column.strip().lower() for column in next(reader, [])]
-            if "emotion" not in columns or "pixels" not in columns:
-                raise DatasetError(f"{path}: expected the columns emotion,pixels[,Usage]; found {','.join(columns) or 'nothing'}")
-            emotion_col = columns.index("emotion")
-            usage_col = columns.index("usage") if "usage" in columns else None
-            if wanted is not None and usage_col is None:
+        wanted = _check_usages(path, usages)
+        for row in iter_fer_csv(path):
+            if wanted is not None and row.usage_col is None:
                 raise DatasetError(f"{path}: a Usage filter was given but the CSV has no Usage column")
-            for line_number, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                if wanted is not None and (len(row) <= usage_col or row[usage_col].strip() not in wanted):
-                    continue
-                try:
-                    counts[CLASSES[CSV_CODE_TO_INDEX[int(row[emotion_col])]]] += 1
-                except (ValueError, KeyError, IndexError):
-                    raise DatasetError(f"{path}, line {line_number}: emotion {row[emotion_col:emotion_col + 1]} is not a code 0-6") from None
+            if row.empty or (wanted is not None and row.usage not in wanted):
+                continue
+            counts[CLASSES[row.label()]] += 1
         where = f"{path}" + (f" (Usage {', '.join(sorted(wanted))})" if wanted else "")
     elif path.is_dir():
         if usages:
@@ -259,17 +302,15 @@ def load_faces(source: str | os.PathLike, ids: Sequence[str], image_size: int = 
                 faces[position] = None
     elif is_fer_csv(source):
         wanted = {int(face_id.removeprefix("line ")): position for position, face_id in enumerate(ids)}
-        with source.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            columns = [column.strip().lower() for column in next(reader, [])]
-            pixels_col = columns.index("pixels") if "pixels" in columns else None
-            for line_number, row in enumerate(reader, start=2):
-                if line_number in wanted and pixels_col is not None and len(row) > pixels_col:
-                    pixels = np.array(row[pixels_col].split(), dtype=np.uint8)
-                    side = int(round(np.sqrt(pixels.size)))
-                    faces[wanted[line_number]] = resize_gray(pixels.reshape(side, side), image_size)
-                if line_number >= max(wanted, default=0):
-                    break
+        last = max(wanted, default=0)
+        for row in iter_fer_csv(source):
+            if row.line in wanted:
+                try:
+                    faces[wanted[row.line]] = resize_gray(row.pixels(), image_size)
+                except CsvRowProblem:
+                    faces[wanted[row.line]] = None
+            if row.line >= last:
+                break
     else:
         for position, face_id in enumerate(ids):
             path = (source / face_id).resolve()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fer_core.classes import CLASSES, CSV_CODE_TO_CLASS
-from fer_core.data import IMAGE_SUFFIXES
+from fer_core.data import IMAGE_SUFFIXES, CsvRowProblem, iter_fer_csv
 from fer_core.dataset_store import (
     PRECROPPED_MAX_SIDE,
     SOURCES,
@@ -452,45 +452,16 @@ def _folder_names(root: Path) -> list[str]:
 def _import_fer_csv(importer: _Importer, path: Path) -> None:
     """Kaggle's `emotion,pixels[,Usage]` rows; a bad row is skipped with its reason. The split
     comes from each face's hash like every other face (Usage is not kept)."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                raise DatasetError(f"{path}: the CSV file is empty")
-            columns = [column.strip().lower() for column in header]
-            if "emotion" not in columns or "pixels" not in columns:
-                raise DatasetError(f"{path}: expected a FER2013 CSV with the columns emotion,pixels[,Usage]; found {','.join(header)}")
-            emotion_col, pixels_col = columns.index("emotion"), columns.index("pixels")
-            for line, row in enumerate(reader, start=2):
-                origin = f"{path.name}, line {line}"
-                if not row or all(not cell.strip() for cell in row):
-                    continue
-                if len(row) <= max(emotion_col, pixels_col):
-                    importer.skip(origin, f"expected {len(header)} columns, found {len(row)}")
-                    continue
-                try:
-                    label = CSV_CODE_TO_CLASS[int(row[emotion_col])]
-                except (ValueError, KeyError):
-                    importer.skip(origin, f"emotion {row[emotion_col]!r} is not a code 0-6")
-                    continue
-                try:
-                    pixels = np.array(row[pixels_col].split(), dtype=np.int64)
-                except ValueError:
-                    importer.skip(origin, "pixels must be space-separated integers")
-                    continue
-                side = int(round(np.sqrt(pixels.size)))
-                if pixels.size == 0 or side * side != pixels.size:
-                    importer.skip(origin, f"{pixels.size} pixel values do not form a square image (48x48 needs 2304)")
-                    continue
-                if pixels.min() < 0 or pixels.max() > 255:
-                    importer.skip(origin, "pixel values must be within 0-255")
-                    continue
-                importer.face(origin, NewFace(pixels.astype(np.uint8).reshape(side, side), "import", label, origin=origin))
-    except UnicodeDecodeError as error:
-        raise DatasetError(f"{path}: not a UTF-8 text file ({error.reason})") from None
-    except csv.Error as error:
-        raise DatasetError(f"{path}: not a valid CSV file ({error})") from None
+    for row in iter_fer_csv(path):
+        origin = f"{path.name}, line {row.line}"
+        if row.empty:
+            continue
+        try:
+            label, pixels = CLASSES[row.label()], row.pixels()
+        except CsvRowProblem as problem:
+            importer.skip(origin, problem.reason)
+            continue
+        importer.face(origin, NewFace(pixels, "import", label, origin=origin))
 
 
 def import_path(
