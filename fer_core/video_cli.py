@@ -34,6 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--detector", default="blazeface", help="face detector: blazeface or haar")
     parser.add_argument("--min-confidence", type=float, default=0.5)
     parser.add_argument("--min-face", type=int, default=20, help="minimum face size in pixels (of the analysed frame)")
+    parser.add_argument("--max-side", type=int, default=1280, metavar="PX",
+                        help="analyse frames downscaled to at most PX on the longer side (1920: small faces too, slower)")
     parser.add_argument("--smoothing", type=float, default=0.6, help="label smoothing, 0 (raw) to 0.95 (calm), as on the webcam")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise VideoError(f"--smoothing: {error}") from None
     options = ClipOptions(
-        every=args.every, start=args.start, end=args.end, tracking=tracking,
+        every=args.every, start=args.start, end=args.end, tracking=tracking, max_side=args.max_side,
         detection=DetectorSettings(min_confidence=args.min_confidence, min_face_size=args.min_face),
     )
     recognizer = EmotionRecognizer(create_detector(args.detector), EmotionClassifier(_resolve_model_dir(args.model)))

@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,21 @@ OUTPUT_DIR_ENV = "FER_VIDEO_DIR"
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
 
+KEEP_OUTPUTS_SECONDS = 24 * 3600  # annotated videos older than this are removed (their sessions are long gone)
+
+
 def default_output_dir() -> Path:
-    """Where annotated videos go: $FER_VIDEO_DIR, else a folder in the system's temp dir."""
+    """Where annotated videos go: $FER_VIDEO_DIR, else a folder in the system's temp dir; files
+    older than a day are removed, so sessions that ended do not fill the disk."""
     folder = Path(os.environ.get(OUTPUT_DIR_ENV) or Path(tempfile.gettempdir()) / "fer_workbench_video")
     folder.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - KEEP_OUTPUTS_SECONDS
+    for path in folder.glob("*.mp4"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:  # removed meanwhile by another session
+            pass
     return folder
 
 

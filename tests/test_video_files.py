@@ -7,7 +7,9 @@ timestamps, and each kind of bad file. The annotated MP4 is read back with PyAV.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -30,7 +32,7 @@ from fer_core.video_files import (
     analysis_size,
     probe_clip,
 )
-from fer_core.video_jobs import CANCELLED, DONE, FAILED, ClipJob, ClipWorker
+from fer_core.video_jobs import CANCELLED, DONE, FAILED, OUTPUT_DIR_ENV, ClipJob, ClipWorker, default_output_dir
 from tests.conftest import ASTRONAUT_FACE_BOX, ASTRONAUT_FACE_REGION, compose_multi_face
 
 FPS = 30
@@ -465,3 +467,13 @@ def test_cli_bad_input_is_one_error_line(args: list[str], message: str, moving_c
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
 
+
+
+def test_annotated_videos_older_than_a_day_are_removed(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv(OUTPUT_DIR_ENV, str(tmp_path / "videos"))
+    folder = default_output_dir()
+    old, new = folder / "old.mp4", folder / "new.mp4"
+    old.write_bytes(b"x")
+    new.write_bytes(b"x")
+    os.utime(old, (time.time() - 2 * 86400, time.time() - 2 * 86400))
+    assert default_output_dir() == folder and not old.exists() and new.exists()

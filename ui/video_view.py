@@ -25,7 +25,7 @@ from fer_core.detection import DetectorSettings
 from fer_core.drawing import readable_on
 from fer_core.errors import VideoError
 from fer_core.tracking import TrackerSettings
-from fer_core.video_files import VIDEO_TYPES, ClipAnalysis, ClipOptions
+from fer_core.video_files import MAX_SIDE, SMALL_FACES_SIDE, VIDEO_TYPES, ClipAnalysis, ClipOptions
 from fer_core.video_jobs import CANCELLED, FAILED, QUEUED, ClipJob, ClipWorker, JobStatus, default_output_dir
 from ui.charts import emotion_timeline_chart
 from ui.resources import load_recognizer, model_cache_key
@@ -73,7 +73,7 @@ def collect_clips() -> list[ClipItem]:
 def render_options(detection: DetectorSettings) -> ClipOptions:
     """The page's own options (model and detector come from the sidebar); stops the page on a bad range."""
     with st.expander("Analysis options", icon=":material/tune:"):
-        every_column, smoothing_column, start_column, end_column = st.columns(4)
+        every_column, smoothing_column, start_column, end_column, small_column = st.columns([3, 3, 2, 2, 3])
         every = every_column.number_input(
             "Analyse every Nth frame", min_value=1, max_value=30, value=1, step=1, key="video_every",
             help="Higher is faster: faces are detected and classified on every Nth frame, and tracking carries "
@@ -88,10 +88,16 @@ def render_options(detection: DetectorSettings) -> ClipOptions:
         end = end_column.number_input(
             "Stop at (s)", min_value=0.0, value=0.0, step=1.0, key="video_end", help="0 analyses to the end of the clip."
         )
+        small_faces = small_column.toggle(
+            "Find small faces", key="video_small_faces",
+            help=f"Analyse at up to {SMALL_FACES_SIDE} px instead of {MAX_SIDE} (the detector then also scans tiles): "
+            "finds faces of a few percent of the frame's width in group shots, about 2-3 times slower.",
+        )
     try:
         return ClipOptions(
             every=int(every), start=float(start), end=float(end) if end else None, detection=detection,
             tracking=replace(TrackerSettings(), smoothing=float(smoothing)),
+            max_side=SMALL_FACES_SIDE if small_faces else MAX_SIDE,
         )
     except VideoError as error:
         st.error(str(error), icon=":material/schedule:")
