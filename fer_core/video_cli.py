@@ -114,5 +114,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.csv} ({len(analysis.rows)} rows)")
     if args.summary:
         analysis.summary_frame().to_csv(args.summary, index=False)
-        print(f"wrote {args.summary} ({len(faces)} faces)")
+        print(f"wrote {args.summary} ({len(faces)} face{'' if len(faces) == 1 else 's'})")
     return 0

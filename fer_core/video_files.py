@@ -89,8 +89,13 @@ class ClipInfo:
         parts = [f"{self.duration:.1f} s" if self.duration is not None else "duration unknown",
                  f"{self.width}x{self.height}", f"{self.fps:.3g} fps" if self.fps else "frame rate unknown", self.codec]
         if self.rotation:
-            parts.append(f"rotated {self.rotation} degrees")
+            parts.append(f"stored turned, shown {turn_words(self.rotation)}")
         return ", ".join(parts)
+
+
+def turn_words(rotation: int) -> str:
+    """How the stored frames are turned upright, in words (rotation: degrees counter-clockwise)."""
+    return {90: "turned 90 degrees counter-clockwise", 180: "turned upside down", 270: "turned 90 degrees clockwise"}[rotation]
 
 
 @dataclass(frozen=True)
@@ -381,7 +386,7 @@ def analyse_clip(
     size = coded_size[::-1] if info.rotation in (90, 270) else coded_size
     notes = list(info.notes)
     if info.rotation:
-        notes.append(f"turned {info.rotation} degrees counter-clockwise, as the file asks (a phone's orientation)")
+        notes.append(f"{turn_words(info.rotation)} as the file asks (a phone held upright or upside down)")
     if size[0] < info.width:
         notes.append(f"analysed at {size[0]}x{size[1]} (the clip is {info.width}x{info.height}); boxes are in the clip's pixels")
     duration = end - start if end is not None else None

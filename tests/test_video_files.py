@@ -219,7 +219,7 @@ def test_a_rotated_phone_clip_is_analysed_and_written_upright(clips: Path, recog
     _, size, _, frames = read_back(analysis.annotated_path)
     assert size == (320, 240)
     assert np.abs(frames[0][190:235, 5:60].astype(int) - upright[0][190:235, 5:60]).mean() < 6
-    assert len(analysis.notes) == 1 and "turned" in analysis.notes[0]
+    assert len(analysis.notes) == 1 and ("counter-clockwise" in analysis.notes[0]) == (rotation == 90)
 
 
 def test_a_variable_frame_rate_keeps_each_frames_timestamp(clips: Path, recognizer, astronaut_rgb):
