@@ -167,7 +167,12 @@ class TrainingLock:
         _write_json(self.holder_path, {"run_dir": str(run_dir), "pid": pid, "started": _now()})
 
     def release(self) -> None:
+        """Let go of the lock and of the record naming this process (readers go by the record's
+        pid, and this process may live on, e.g. a test or a notebook that trained in-process)."""
         if self.fd is not None:
+            if _read_json(self.holder_path).get("pid") == os.getpid():
+                with contextlib.suppress(OSError):
+                    self.holder_path.unlink()
             os.close(self.fd)
             self.fd = None
 

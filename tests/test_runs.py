@@ -206,3 +206,16 @@ def test_a_retrain_on_a_custom_dataset_lands_registered_and_compared_on_its_test
     row = custom_test_table([model]).iloc[0]
     assert (row["model"], row["started from"], row["test faces"]) == ("custom_tiny", "tiny_test", splits["test"])
     assert row["change"] == pytest.approx(result["accuracy"] - result["previous"]["accuracy"])
+
+
+def test_a_training_run_in_process_frees_the_machine_when_it_ends(tmp_path: Path, faces, models_dir: Path):
+    """`python -m fer_core train` called in this very process: when it returns, no training is
+    reported as running (the lock's record named this process, which lives on)."""
+    from fer_core import cli
+
+    runs = Path(os.environ["FER_RUNS_DIR"])
+    code = cli.main(["train", "--arch", "tiny_cnn32", "--data", str(faces["train"]), "--val", str(faces["val"]),
+                     "--out", str(tmp_path / "inproc"), "--epochs", "1", "--batch-size", "8", "--no-finalize"])
+    assert code == 0
+    assert active_run(runs) is None
+    assert read_run(tmp_path / "inproc").state == "finished"
