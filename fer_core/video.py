@@ -277,11 +277,6 @@ class FrameProcessor:
         self._snapshot_ready = threading.Event()
         self._snapshot: Snapshot | None = None
 
-    @property
-    def _tracker(self) -> IoUTracker:
-        """The follower's tracker (frame thread only; tests look at its tracks)."""
-        return self._faces.tracker
-
     # --- called from the script thread ----------------------------------------------------------
     @property
     def settings(self) -> StreamSettings:

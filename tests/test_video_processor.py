@@ -204,7 +204,7 @@ def test_a_tight_budget_classifies_faces_in_turn_and_says_so(recognizer, multi_f
     assert state.stats.frames == 80
     assert state.stats.detect_every == MAX_DETECT_EVERY and state.stats.analysed == 80 // MAX_DETECT_EVERY
     assert [track.track_id for track in state.tracks] == [1, 2, 3], "every face stays tracked"
-    tracks = processor._tracker.tracks
+    tracks = processor._faces.tracker.tracks
     assert all(track.classified >= 2 for track in tracks), [track.classified for track in tracks]
     assert all(track.stale <= MAX_STALE_FRAMES for track in tracks)
     assert 3 < state.stats.faces_classified < state.stats.analysed, "fewer classifications than faces x detections"
