@@ -24,6 +24,7 @@ from typing import Any
 
 from fer_core.classes import CLASSES
 from fer_core.errors import ModelError
+from fer_core.preprocessing import DEFAULT_MARGIN
 
 CARD_FILE = "card.json"
 KERAS_FILE = "model.keras"
@@ -41,7 +42,7 @@ class ModelCard:
     input_size: int
     classes: list[str] = field(default_factory=lambda: list(CLASSES))
     color_mode: str = "grayscale"
-    face_margin: float = 0.2  # fraction of the detector box added on each side before cropping
+    face_margin: float = DEFAULT_MARGIN  # fraction of the detector box added on each side before cropping
     parameters: int = 0
     flops: int = 0  # floating-point operations per face (multiply-add = 2); 0 when not counted
     created: str = ""

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# FER2013 crops show the whole face with a little forehead and chin around it; a detector box
-# is tighter, so it is widened by this fraction of its size on every side before cropping.
-DEFAULT_MARGIN: float = 0.2
+# A detector box is widened by this fraction of its size on every side before cropping, so a
+# photo's face is framed as FER2013 frames its faces. Fitted, not guessed: BlazeFace run on 1,500
+# FER2013 training faces (padded, upscaled) puts its box over 42 of the crop's 48 pixels (median),
+# i.e. a margin of 0.07. On FER2013's validation faces set in a larger frame, the photo path (detect,
+# crop, classify, one pass) scores 67.7% at 0.07, as the faces' own crops do, against 62.7% at
+# the earlier, unfitted 0.2 (logs of the fit: README, "Crop geometry").
+DEFAULT_MARGIN: float = 0.07
 
 
 @dataclass(frozen=True)

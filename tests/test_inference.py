@@ -20,7 +20,7 @@ from fer_core.classes import CLASSES
 from fer_core.detection import DetectorSettings
 from fer_core.errors import ModelError
 from fer_core.inference import EmotionClassifier, EmotionRecognizer, FacePrediction, ImageResult
-from fer_core.preprocessing import Box
+from fer_core.preprocessing import DEFAULT_MARGIN, Box
 
 
 def random_faces(count: int, size: int = 32, seed: int = 0) -> np.ndarray:
@@ -51,7 +51,7 @@ def test_classifier_takes_size_and_classes_from_the_card(tiny_classifier: Emotio
     assert tiny_classifier.backend == "tflite"
     assert tiny_classifier.input_size == 32 == tiny_classifier.card.input_size
     assert tiny_classifier.classes == CLASSES
-    assert tiny_classifier.margin == pytest.approx(0.2)
+    assert tiny_classifier.margin == tiny_classifier.card.face_margin == pytest.approx(DEFAULT_MARGIN)
 
 
 def test_predict_faces_returns_probabilities_per_face(tiny_classifier: EmotionClassifier):
