@@ -1,6 +1,9 @@
 """Take the README's screenshots of the real app in headless Chromium.
 
-    .venv/bin/python scripts/screenshots.py   # writes docs/upload.png and docs/live_webcam.png
+    .venv/bin/python scripts/screenshots.py   # docs/upload.png, live_webcam.png, training_report.png, video_files.png
+
+Only redistributable pictures end up in docs/: the astronaut (and copies of her face), the shipped
+model's curves and matrices; never the FER2013 faces of the report's gallery of mistakes.
 
 Uses the same browser helpers as the tests (tests/browser.py), so it needs the dev set-up.
 """
@@ -64,6 +67,54 @@ def live_webcam() -> None:
                 browser.close()
 
 
+def training_report() -> None:
+    """The Training report's top: the shipped model's card, lineage and learning curves."""
+    with running_app(timeout=300) as app, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            open_app(page, app.url)
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Training report").click()
+            curves = page.get_by_test_id("stPlotlyChart").first
+            expect(curves).to_be_visible(timeout=240_000)
+            page.get_by_text("Lineage", exact=False).first.scroll_into_view_if_needed()
+            page.wait_for_timeout(2000)
+            target = REPO_ROOT / "docs" / "training_report.png"
+            page.screenshot(path=str(target))
+            print(f"wrote {target}")
+        finally:
+            browser.close()
+
+
+def video_files() -> None:
+    """The Video files page after analysing a short clip of the astronaut's three faces."""
+    import numpy as np
+
+    from fer_core.image_io import decode_image
+    from tests.conftest import compose_multi_face
+    from tests.test_video_files import write_clip
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scene, _ = compose_multi_face(decode_image(REPO_ROOT / "sample_images" / "astronaut.png").rgb)
+        clip = write_clip(Path(scratch) / "three_faces.mp4", [np.roll(scene, 2 * index, axis=1) for index in range(45)])
+        with running_app(timeout=300) as app, sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                open_app(page, app.url)
+                page.get_by_test_id("stSidebarNav").get_by_role("link", name="Video files").click()
+                page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(clip))
+                expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=240_000)
+                page.wait_for_timeout(2000)
+                target = REPO_ROOT / "docs" / "video_files.png"
+                page.screenshot(path=str(target))
+                print(f"wrote {target}")
+            finally:
+                browser.close()
+
+
 if __name__ == "__main__":
     main()
     live_webcam()
+    training_report()
+    video_files()
