@@ -452,7 +452,8 @@ def test_face_dataset_has_the_right_splits_and_ids(store):
 def test_a_photo_yields_one_candidate_with_box_and_prediction(store, recognizer, astronaut_rgb, astronaut_face_box):
     (candidate,) = face_candidates(recognizer, astronaut_rgb)
     assert candidate.box.iou(astronaut_face_box) > 0.7
-    side = round(max(candidate.box.width, candidate.box.height) * 1.4)  # the card's margin 0.2 on each side
+    margin = recognizer.classifier.margin  # the card's margin on each side: the geometry inference uses
+    side = round(max(candidate.box.width, candidate.box.height) * (1 + 2 * margin))
     assert abs(candidate.image.shape[0] - side) <= 2 and candidate.image.shape[2] == 3
     assert candidate.prediction.label in CLASSES and candidate.prediction.model_name == "resnet_fer"
     assert candidate.prediction.confidence == pytest.approx(float(candidate.probabilities.max()))
