@@ -43,7 +43,8 @@ import streamlit_webrtc  # noqa: E402,F401 (before TensorFlow: see ui/__init__.p
 
 from benchmarks.common import machine_info, write_results  # noqa: E402
 from fer_core.classes import CLASSES  # noqa: E402
-from fer_core.dataset_store import DatasetStore, NewFace, Prediction  # noqa: E402
+from fer_core.dataset_records import NewFace, Prediction  # noqa: E402
+from fer_core.dataset_store import DatasetStore  # noqa: E402
 from fer_core.labeling import LabelWalk  # noqa: E402
 from ui.labeling import face_html  # noqa: E402
 

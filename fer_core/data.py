@@ -227,7 +227,8 @@ def load_dataset(path: str | os.PathLike, usages: Iterable[str] | None = None, i
     """Load a FER2013 CSV (optionally filtered by Usage), an image-folder root, or a custom dataset
     root (a folder with index.sqlite, fer_core/dataset_store.py): its labelled faces of the splits
     named by `usages` (train, val, test; default train)."""
-    from fer_core.dataset_store import DatasetStore, is_dataset_root, resolve_splits  # lazy: it imports this module
+    from fer_core.dataset_records import resolve_splits
+    from fer_core.dataset_store import DatasetStore, is_dataset_root  # lazy: it imports this module
 
     path = Path(path)
     if is_dataset_root(path):
@@ -248,7 +249,8 @@ def count_faces(path: str | os.PathLike, usages: Iterable[str] | None = None) ->
     """Faces per class at `path` without decoding any image: what a training form shows, and
     the check that runs before a training starts. DatasetError for a missing path, a folder
     without class sub-folders, a CSV without the expected columns, or no faces at all."""
-    from fer_core.dataset_store import DatasetStore, is_dataset_root, resolve_splits
+    from fer_core.dataset_records import resolve_splits
+    from fer_core.dataset_store import DatasetStore, is_dataset_root
 
     path = Path(path)
     counts = dict.fromkeys(CLASSES, 0)

@@ -75,7 +75,8 @@ def _import(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     from fer_core.dataset_io import write_report_json
-    from fer_core.dataset_store import MIN_TRAIN_PER_CLASS, DatasetStore
+    from fer_core.dataset_records import MIN_TRAIN_PER_CLASS
+    from fer_core.dataset_store import DatasetStore
 
     store = DatasetStore(args.root, create=False)
     stats = store.stats()

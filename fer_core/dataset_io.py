@@ -28,18 +28,16 @@ import numpy as np
 
 from fer_core.classes import CLASSES, CSV_CODE_TO_CLASS
 from fer_core.data import IMAGE_SUFFIXES, CsvRowProblem, iter_fer_csv
-from fer_core.dataset_store import (
-    PRECROPPED_MAX_SIDE,
+from fer_core.dataset_records import (
     SOURCES,
     SPLIT_TO_USAGE,
     UNLABELLED,
-    DatasetStore,
     NewFace,
     Prediction,
     check_label,
     normalize_time,
-    write_file_atomically,
 )
+from fer_core.dataset_store import PRECROPPED_MAX_SIDE, DatasetStore, write_file_atomically
 from fer_core.detection import DetectorSettings
 from fer_core.errors import DatasetError, DuplicateFaceError, FerError, ImageError
 from fer_core.image_io import decode_image

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fer_core.dataset_store import QUEUE_KINDS, DatasetStore, FaceRecord, QueuePosition
+from fer_core.dataset_records import FaceRecord, QueuePosition
+from fer_core.dataset_store import QUEUE_KINDS, DatasetStore
 from fer_core.errors import ConflictError, DatasetError
 
 PAGE_SIZE = 25  # faces read ahead at a time

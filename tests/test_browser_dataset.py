@@ -28,7 +28,8 @@ skip_without_browser()
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402 (after the skip)
 
-from fer_core.dataset_store import DatasetStore, Prediction  # noqa: E402
+from fer_core.dataset_records import Prediction  # noqa: E402
+from fer_core.dataset_store import DatasetStore  # noqa: E402
 from tests.conftest import synthetic_face  # noqa: E402
 
 TIMEOUT_MS = 60_000

@@ -19,7 +19,8 @@ from PIL import Image
 
 from fer_core import cli, registry
 from fer_core.classes import CLASSES
-from fer_core.dataset_store import IMAGES_DIR, DatasetStore
+from fer_core.dataset_records import IMAGES_DIR
+from fer_core.dataset_store import DatasetStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = REPO_ROOT / "models" / "resnet_fer"

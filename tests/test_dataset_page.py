@@ -16,7 +16,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fer_core.classes import CLASSES
-from fer_core.dataset_store import DatasetStore, FaceRecord, Prediction
+from fer_core.dataset_records import FaceRecord, Prediction
+from fer_core.dataset_store import DatasetStore
 from tests.conftest import synthetic_face
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -23,16 +23,8 @@ from fer_core import dataset_io
 from fer_core.classes import CLASSES
 from fer_core.data import load_dataset
 from fer_core.dataset_io import export_csv, export_zip, face_candidates, picture_candidates
-from fer_core.dataset_store import (
-    IMAGES_DIR,
-    MAX_STORED_SIDE,
-    DatasetStore,
-    NewFace,
-    Prediction,
-    default_root,
-    is_dataset_root,
-    split_for,
-)
+from fer_core.dataset_records import IMAGES_DIR, NewFace, Prediction, split_for
+from fer_core.dataset_store import MAX_STORED_SIDE, DatasetStore, default_root, is_dataset_root
 from fer_core.errors import ConflictError, DatasetError, DuplicateFaceError, FerError, ImageError
 from fer_core.preprocessing import Box
 

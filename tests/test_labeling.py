@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from fer_core.classes import CLASSES
-from fer_core.dataset_store import DatasetStore, Prediction
+from fer_core.dataset_records import Prediction
+from fer_core.dataset_store import DatasetStore
 from fer_core.drawing import fit_face
 from fer_core.labeling import LabelWalk
 from tests.conftest import synthetic_face

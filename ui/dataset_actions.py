@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from fer_core.dataset_store import FaceRecord, NewFace
+from fer_core.dataset_records import FaceRecord, NewFace
 from fer_core.errors import DuplicateFaceError, FerError
 from ui.resources import dataset_store
 

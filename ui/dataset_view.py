@@ -17,15 +17,8 @@ import streamlit as st
 
 from fer_core.classes import CLASSES
 from fer_core.dataset_io import FaceCandidate, ImportReport, export_bytes, picture_candidates
-from fer_core.dataset_store import (
-    MIN_TRAIN_PER_CLASS,
-    SOURCES,
-    SPLITS,
-    UNLABELLED,
-    DatasetStore,
-    FaceRecord,
-    NewFace,
-)
+from fer_core.dataset_records import MIN_TRAIN_PER_CLASS, SOURCES, SPLITS, UNLABELLED, FaceRecord, NewFace
+from fer_core.dataset_store import DatasetStore
 from fer_core.detection import DetectorSettings
 from fer_core.drawing import fit_face
 from fer_core.errors import FerError

@@ -14,7 +14,8 @@ import base64
 import streamlit as st
 
 from fer_core.classes import CLASSES
-from fer_core.dataset_store import QUEUE_KINDS, DatasetStore, FaceRecord
+from fer_core.dataset_records import FaceRecord
+from fer_core.dataset_store import QUEUE_KINDS, DatasetStore
 from fer_core.labeling import QUEUE_TITLES, LabelWalk
 from ui.dataset_actions import session_actor
 from ui.resources import dataset_store

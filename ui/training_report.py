@@ -17,7 +17,8 @@ import streamlit as st
 from fer_core.card import KERAS_FILE, TFLITE_FILE, load_keras_model
 from fer_core.classes import CLASSES
 from fer_core.data import CSV_USAGES, load_dataset, load_faces
-from fer_core.dataset_store import SPLITS, is_dataset_root
+from fer_core.dataset_records import SPLITS
+from fer_core.dataset_store import is_dataset_root
 from fer_core.errors import FerError
 from fer_core.evaluation import TTA_MODES
 from fer_core.registry import RegisteredModel

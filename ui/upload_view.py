@@ -15,7 +15,7 @@ import streamlit as st
 
 from fer_core.analysis import UploadAnalysis, analyze_bytes, annotated_png, content_digest, results_frame
 from fer_core.classes import CLASS_COLORS_RGB, CLASSES, class_color_hex
-from fer_core.dataset_store import NewFace, Prediction
+from fer_core.dataset_records import NewFace, Prediction
 from fer_core.detection import DetectorSettings
 from fer_core.drawing import readable_on
 from fer_core.inference import FacePrediction

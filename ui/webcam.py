@@ -11,7 +11,7 @@ import time
 
 import streamlit as st
 
-from fer_core.dataset_store import NewFace, Prediction
+from fer_core.dataset_records import NewFace, Prediction
 from fer_core.detection import DetectorSettings
 from fer_core.inference import EmotionRecognizer
 from fer_core.tracking import TrackerSettings
