@@ -179,6 +179,9 @@ def test_live_stream_is_processed_and_overlaid(webcam_server, tmp_path: Path) ->
             # it names the tracked face (its label may have moved on since the stats were read)
             panel_entry = re.compile(rf"#{track['id']} ({'|'.join(CLASSES)})")
             expect(page.get_by_text(panel_entry).first).to_be_visible()
+            # and its timeline: a coloured segment in the face's row, drawn (not sanitised away);
+            # visible means a non-empty box (read in one step: the panel's refresh replaces it)
+            expect(page.locator(".fer-live-timeline .fer-live-segment").first).to_be_visible()
 
             component.get_by_role("button", name="Stop").click()
             expect(component.get_by_role("button", name="Start")).to_be_visible(timeout=TIMEOUT_S * 1000)

@@ -123,7 +123,7 @@ def test_live_panel_shows_the_tracked_faces_of_real_frames(app_registry, streame
     html = " ".join(element.proto.body for element in app.get("html"))
     assert f"#1 {track.label} {track.confidence:.0%}" in html
     assert html.count("fer-live-face") == 1 and "fer-live-timeline" in html
-    assert f"<title>#1 {track.label}" in html, "the timeline's segment for the face, with its tooltip"
+    assert f'title="#1 {track.label}' in html, "the timeline's segment for the face, with its tooltip"
 
 
 def test_snapshot_keeps_the_faces_and_adds_them_to_the_dataset(app_registry, streamer, astronaut_rgb, tmp_path, monkeypatch):

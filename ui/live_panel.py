@@ -1,9 +1,9 @@
-"""The Live webcam panel's pictures as small HTML and SVG strings.
+"""The Live webcam panel's pictures as small HTML strings.
 
 Why not plotly: the panel refreshes while the video plays, and on a machine where the browser
 and the server share two cores, redrawing two plotly figures twice a second cost half the video's
-frame rate (issue 11). A few styled divs and one SVG strip are a few hundred bytes each and
-cost the browser next to nothing to replace. Pure functions of the panel's state, so they are
+frame rate (issue 11). A few styled divs and spans are a few hundred bytes each and cost the
+browser next to nothing to replace. Pure functions of the panel's state, so they are
 tested without a browser.
 """
 
@@ -16,7 +16,7 @@ from fer_core.classes import CLASS_COLORS_RGB, class_color_hex
 from fer_core.video import TimelinePoint, TrackState
 
 ROW_HEIGHT = 16  # px per face in the timeline strip
-STRIP_WIDTH = 400  # the SVG's own coordinate width; it scales to the column
+LABEL_WIDTH = 24  # px for the face's number left of its strip
 
 
 def _color(label: str) -> str:
@@ -43,16 +43,14 @@ def face_bars_html(track: TrackState, classes: Sequence[str]) -> str:
     )
 
 
-def timeline_svg(points: Sequence[TimelinePoint], now: float, seconds: float, interval: float = 0.2) -> str:
+def timeline_html(points: Sequence[TimelinePoint], now: float, seconds: float, interval: float = 0.2) -> str:
     """Each tracked face's dominant emotion over the last `seconds`: one row per face, runs of
-    the same emotion merged into one coloured segment (with a tooltip), newest on the right."""
+    the same emotion merged into one coloured segment (its tooltip says what and when), newest on
+    the right. Plain positioned spans, not SVG: Streamlit's `st.html` sanitiser drops `<svg>`
+    (the panel showed the legend alone), while styled spans pass."""
     tracks = sorted({point.track_id for point in points})
-    height = max(1, len(tracks)) * (ROW_HEIGHT + 4) + 18
-    scale = STRIP_WIDTH / seconds
-    shapes: list[str] = []
-    for row, track_id in enumerate(tracks):
-        y = row * (ROW_HEIGHT + 4)
-        shapes.append(f'<text x="0" y="{y + 12}" font-size="11" fill="#555">#{track_id}</text>')
+    rows: list[str] = []
+    for track_id in tracks:
         own = [point for point in points if point.track_id == track_id and point.seconds >= now - seconds]
         runs: list[list[TimelinePoint]] = []
         for point in own:
@@ -60,24 +58,27 @@ def timeline_svg(points: Sequence[TimelinePoint], now: float, seconds: float, in
                 runs[-1].append(point)
             else:
                 runs.append([point])
+        segments = []
         for run in runs:
-            x0 = 24 + (run[0].seconds - (now - seconds)) * scale * (STRIP_WIDTH - 24) / STRIP_WIDTH
-            x1 = 24 + (run[-1].seconds + interval - (now - seconds)) * scale * (STRIP_WIDTH - 24) / STRIP_WIDTH
+            left = max(0.0, 100.0 * (run[0].seconds - (now - seconds)) / seconds)
+            right = min(100.0, 100.0 * (run[-1].seconds + interval - (now - seconds)) / seconds)
             confidence = max(point.confidence for point in run)
-            shapes.append(
-                f'<rect x="{x0:.1f}" y="{y}" width="{max(1.0, x1 - x0):.1f}" height="{ROW_HEIGHT}" rx="2" '
-                f'fill="{_color(run[0].label)}"><title>#{track_id} {escape(run[0].label)} '
-                f"(up to {confidence:.0%}), {now - run[-1].seconds:.0f}-{now - run[0].seconds:.0f} s ago</title></rect>"
+            tooltip = (f"#{track_id} {run[0].label} (up to {confidence:.0%}), "
+                       f"{now - run[-1].seconds:.0f}-{now - run[0].seconds:.0f} s ago")
+            segments.append(
+                f'<span class="fer-live-segment" title="{escape(tooltip)}" style="position:absolute;top:0;bottom:0;'
+                f'left:{left:.1f}%;width:{max(0.5, right - left):.1f}%;border-radius:2px;background:{_color(run[0].label)}"></span>'
             )
-    axis_y = height - 4
-    shapes.append(f'<text x="24" y="{axis_y}" font-size="10" fill="#888">{seconds:.0f} s ago</text>')
-    shapes.append(f'<text x="{STRIP_WIDTH}" y="{axis_y}" font-size="10" fill="#888" text-anchor="end">now</text>')
+        rows.append(
+            f'<div style="display:flex;align-items:center;height:{ROW_HEIGHT}px;margin-bottom:4px">'
+            f'<span style="width:{LABEL_WIDTH}px;font-size:11px;color:#555">#{track_id}</span>'
+            f'<span style="position:relative;flex:1;height:100%;background:#f6f7f8">{"".join(segments)}</span></div>'
+        )
     if not tracks:
-        shapes.append(f'<text x="24" y="12" font-size="11" fill="#888">no face in the last {seconds:.0f} s</text>')
-    return (
-        f'<svg class="fer-live-timeline" viewBox="0 0 {STRIP_WIDTH} {height}" width="100%" '
-        f'preserveAspectRatio="none" style="max-height:{height * 1.6:.0f}px">{"".join(shapes)}</svg>'
-    )
+        rows.append(f'<div style="margin-left:{LABEL_WIDTH}px;font-size:11px;color:#888">no face in the last {seconds:.0f} s</div>')
+    axis = (f'<div style="display:flex;justify-content:space-between;margin-left:{LABEL_WIDTH}px;font-size:10px;color:#888">'
+            f"<span>{seconds:.0f} s ago</span><span>now</span></div>")
+    return f'<div class="fer-live-timeline">{"".join(rows)}{axis}</div>'
 
 
 def legend_html(classes: Sequence[str]) -> str:

@@ -151,7 +151,7 @@ def render_live_panel(processor: FrameProcessor, playing: bool, signalling: bool
         if bars:
             st.html(bars)
         st.markdown("**Dominant emotion over time**")
-        st.html(panel_drawing.timeline_svg(processor.timeline(TIMELINE_SECONDS), time.monotonic(), TIMELINE_SECONDS)
+        st.html(panel_drawing.timeline_html(processor.timeline(TIMELINE_SECONDS), time.monotonic(), TIMELINE_SECONDS)
                 + panel_drawing.legend_html(state.classes))
 
     live_panel()
