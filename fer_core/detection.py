@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from fer_core.errors import FerError
-from fer_core.preprocessing import Box
+from fer_core.preprocessing import Box, downscale
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ class BlazeFaceDetector:
         height, width = rgb.shape[:2]
         scale = self.INPUT / max(width, height)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-        resized = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        resized = downscale(rgb, new_w, new_h)
         pad_x, pad_y = (self.INPUT - new_w) // 2, (self.INPUT - new_h) // 2
         canvas = np.zeros((self.INPUT, self.INPUT, 3), np.float32)
         canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized.astype(np.float32) * (2.0 / 255.0) - 1.0

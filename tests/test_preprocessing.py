@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from fer_core.image_io import decode_image
-from fer_core.preprocessing import Box, crop_face, resize_gray, scale_pixels, square_with_margin, to_gray
+from fer_core.preprocessing import Box, crop_face, downscale, resize_gray, scale_pixels, square_with_margin, to_gray
 
 # --- Box ------------------------------------------------------------------------------------------
 
@@ -51,6 +52,18 @@ def test_resize_gray_shrinks_by_area_and_grows():
     assert resize_gray(checker[:30, :20], 48).shape == (48, 48)  # not square, growing
     same = np.zeros((48, 48), np.uint8)
     assert resize_gray(same, 48) is same
+
+
+def test_downscale_halves_by_exact_means_and_stays_close_to_area_resizing(astronaut_rgb: np.ndarray):
+    block = np.array([[0, 100, 7, 9], [200, 60, 1, 3]], np.uint8)  # two 2x2 blocks: means 90 and 5
+    assert downscale(block, 2, 1).tolist() == [[90, 5]]
+    frame = cv2.resize(astronaut_rgb, (640, 480), interpolation=cv2.INTER_AREA)
+    fast = downscale(frame, 192, 144)
+    assert fast.shape == (144, 192, 3) and fast.dtype == np.uint8
+    area = cv2.resize(frame, (192, 144), interpolation=cv2.INTER_AREA)
+    assert np.abs(fast.astype(float) - area).mean() < 2.0  # grey levels, on a real photo
+    assert downscale(frame[:50, :60], 120, 100).shape == (100, 120, 3)  # enlarging
+    assert downscale(frame, 640, 480) is frame
 
 
 # --- face crops -------------------------------------------------------------------------------
