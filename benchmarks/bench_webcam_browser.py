@@ -5,8 +5,10 @@ running app, as a new user would meet it: `streamlit run app.py`, Debian's Chrom
 1400x1000 window with the page's default settings and the live panel in view, a fake camera
 file (the astronaut, or three copies of her face) at 30 fps. For `--seconds` it reads:
 
-  - presented fps (`requestVideoFrameCallback`): the frames of the returned video the browser
-    painted, i.e. what the user sees; the goal is at least 90% of the pass-through's and >= 25;
+  - presented fps (`requestVideoFrameCallback`'s `presentedFrames`): the frames of the returned
+    video the browser sent to the screen, i.e. what the user sees; the goal is at least 90% of
+    the pass-through's and >= 25. Beside it, the callbacks/s that ran: fewer than the presented
+    frames when the page's main thread was busy (the panel's refresh), with the long gaps counted;
   - browser decoded fps (`getVideoPlaybackQuality`);
   - server fps: distinct frames the page's frame callback processed per second (FER_FRAME_STATS);
   - server ms/frame: the frame processor's time per frame (median and p95 over the window);
@@ -57,17 +59,70 @@ from tests.test_video_processor import webcam_frame  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "webcam_browser.json"
 ASTRONAUT = REPO_ROOT / "sample_images" / "astronaut.png"
+# Two counts of presented frames: the callbacks that ran (one per painted frame, unless the page's
+# main thread was busy when a frame was painted: then one callback covers several) and the
+# browser's own counter, `metadata.presentedFrames`, which counts every frame sent to the
+# compositor. The gaps between callbacks show main-thread stalls.
 START_WINDOW_JS = """v => {
-    const window_ = { presented: 0, start: performance.now(), first: v.getVideoPlaybackQuality().totalVideoFrames, open: true };
-    const tick = () => { if (!window_.open) return; window_.presented++; v.requestVideoFrameCallback(tick); };
+    const w = { callbacks: 0, start: performance.now(), first: v.getVideoPlaybackQuality(), firstPresented: null,
+                lastPresented: null, last: null, gaps: [], open: true };
+    const tick = (now, metadata) => {
+        if (!w.open) return;
+        w.callbacks++;
+        if (w.firstPresented === null) w.firstPresented = metadata.presentedFrames;
+        w.lastPresented = metadata.presentedFrames;
+        if (w.last !== null) w.gaps.push(now - w.last);
+        w.last = now;
+        v.requestVideoFrameCallback(tick);
+    };
     v.requestVideoFrameCallback(tick);
-    window.__ferBenchWindow = window_;
+    window.__ferBenchWindow = w;
 }"""
 STOP_WINDOW_JS = """v => {
-    const window_ = window.__ferBenchWindow; window_.open = false;
-    const seconds = (performance.now() - window_.start) / 1000;
-    return { seconds, presented: window_.presented, decoded: v.getVideoPlaybackQuality().totalVideoFrames - window_.first };
+    const w = window.__ferBenchWindow; w.open = false;
+    const seconds = (performance.now() - w.start) / 1000;
+    const quality = v.getVideoPlaybackQuality();
+    const gaps = w.gaps.slice().sort((a, b) => a - b);
+    return { seconds, callbacks: w.callbacks, presented: w.lastPresented - w.firstPresented + 1,
+             decoded: quality.totalVideoFrames - w.first.totalVideoFrames,
+             dropped: quality.droppedVideoFrames - w.first.droppedVideoFrames,
+             long_gaps: gaps.filter(g => g > 50).length, max_gap_ms: gaps.length ? gaps[gaps.length - 1] : null };
 }"""
+
+
+# Long tasks (> 50 ms) on the page's main thread, which the component's frame shares.
+START_LONG_TASKS_JS = """() => {
+    window.__ferLongTasks = [];
+    window.__ferLongTaskObserver = new PerformanceObserver(list => {
+        for (const entry of list.getEntries()) window.__ferLongTasks.push(entry.duration);
+    });
+    window.__ferLongTaskObserver.observe({ type: "longtask" });
+}"""
+STOP_LONG_TASKS_JS = """() => { window.__ferLongTaskObserver.disconnect(); return window.__ferLongTasks; }"""
+
+
+def start_window(page, video) -> None:
+    """Start counting frames (on the video) and long tasks (on the page)."""
+    page.evaluate(START_LONG_TASKS_JS)
+    video.evaluate(START_WINDOW_JS)
+
+
+def stop_window(page, video) -> dict:
+    """The browser's counts since `start_window`, per second."""
+    numbers = video.evaluate(STOP_WINDOW_JS)
+    long_tasks = page.evaluate(STOP_LONG_TASKS_JS)
+    seconds = numbers["seconds"]
+    return {
+        "browser_decoded_fps": round(numbers["decoded"] / seconds, 1),
+        "browser_presented_fps": round(numbers["presented"] / seconds, 1),
+        "browser_callback_fps": round(numbers["callbacks"] / seconds, 1),
+        "browser_dropped_fps": round(numbers["dropped"] / seconds, 2),
+        "callback_gaps_over_50ms": numbers["long_gaps"],
+        "callback_max_gap_ms": round(numbers["max_gap_ms"] or 0.0, 1),
+        "main_thread_long_tasks_per_s": round(len(long_tasks) / seconds, 2),
+        "main_thread_long_task_ms_per_s": round(sum(long_tasks) / seconds, 1),
+        "main_thread_longest_task_ms": round(max(long_tasks, default=0.0), 1),
+    }
 
 
 def scene_frame(faces: int) -> np.ndarray:
@@ -89,13 +144,9 @@ def count_presented(page, component, seconds: float) -> dict:
     while video.evaluate("v => v.videoWidth") == 0:
         time.sleep(0.25)
     time.sleep(3.0)  # past the start (first frames, codec ramp-up)
-    video.evaluate(START_WINDOW_JS)
+    start_window(page, video)
     time.sleep(seconds)
-    numbers = video.evaluate(STOP_WINDOW_JS)
-    return {
-        "browser_decoded_fps": round(numbers["decoded"] / numbers["seconds"], 1),
-        "browser_presented_fps": round(numbers["presented"] / numbers["seconds"], 1),
-    }
+    return stop_window(page, video)
 
 
 def measure_app(faces: int, seconds: float, workdir: Path, models_dir: Path, model: str | None) -> dict:
@@ -122,7 +173,7 @@ def measure_app(faces: int, seconds: float, workdir: Path, models_dir: Path, mod
             while video.evaluate("v => v.videoWidth") == 0:
                 time.sleep(0.25)
             time.sleep(3.0)
-            video.evaluate(START_WINDOW_JS)
+            start_window(page, video)
             first = previous = read_stats(stats_path)
             started = time.monotonic()
             while time.monotonic() - started < seconds:
@@ -131,7 +182,7 @@ def measure_app(faces: int, seconds: float, workdir: Path, models_dir: Path, mod
                 times.extend(frame_times_since(previous, current))
                 previous = current
             last = previous
-            numbers = video.evaluate(STOP_WINDOW_JS)
+            counts = stop_window(page, video)
         finally:
             browser.close()
     elapsed = max(1e-3, last["written"] - first["written"])
@@ -142,8 +193,7 @@ def measure_app(faces: int, seconds: float, workdir: Path, models_dir: Path, mod
         "faces_tracked": len(last.get("tracks", [])),
         "frame_size": last.get("frame_size"),
         "seconds": round(elapsed, 1),
-        "browser_decoded_fps": round(numbers["decoded"] / numbers["seconds"], 1),
-        "browser_presented_fps": round(numbers["presented"] / numbers["seconds"], 1),
+        **counts,
         "server_fps": round((last["frames"] - first["frames"]) / elapsed, 2),
         "server_ms_median": round(float(np.median(times)), 1) if times else None,
         "server_ms_p95": round(float(np.percentile(times, 95)), 1) if times else None,
@@ -188,10 +238,13 @@ def main() -> None:
             app_row = measure_app(faces, args.seconds, Path(workdir), registry.root, args.model)
             ceiling = measure_passthrough(faces, args.seconds, Path(workdir))
             app_row["share_of_passthrough"] = round(app_row["browser_presented_fps"] / max(0.1, ceiling["browser_presented_fps"]), 3)
+            app_row["callback_share_of_passthrough"] = round(
+                app_row["browser_callback_fps"] / max(0.1, ceiling["browser_callback_fps"]), 3
+            )
             rows += [app_row, ceiling]
     load_end = os.getloadavg()
 
-    header = (f"{'faces':>5} {'page':<34} {'presented':>9} {'decoded':>7} {'server fps':>10} {'ms med':>6} {'p95':>5} "
+    header = (f"{'faces':>5} {'page':<34} {'presented':>9} {'callbacks':>9} {'decoded':>7} {'server fps':>10} {'ms med':>6} {'p95':>5} "
               f"{'tracked':>7} {'classified':>10} {'frame':>8}")
     print("Live webcam end to end, 640x480 fake camera at 30 fps, Chromium 1400x1000, default settings")
     print(header)
@@ -199,13 +252,16 @@ def main() -> None:
     for row in rows:
         app_page = "server_fps" in row
         print(
-            f"{row['faces_in_scene']:>5} {row['page'][:34]:<34} {row['browser_presented_fps']:>7.1f}fps {row['browser_decoded_fps']:>7.1f} "
+            f"{row['faces_in_scene']:>5} {row['page'][:34]:<34} {row['browser_presented_fps']:>7.1f}fps {row['browser_callback_fps']:>9.1f} {row['browser_decoded_fps']:>7.1f} "
             + (f"{row['server_fps']:>10.1f} {row['server_ms_median'] or 0:>6.1f} {row['server_ms_p95'] or 0:>5.1f} "
                f"{row['faces_tracked']:>3} of {row['faces_in_scene']} {row['classified_share'] or 0:>9.0%} "
                f"{'x'.join(str(v) for v in row['frame_size'] or []):>8}" if app_page else "")
         )
         if app_page:
-            print(f"{'':>5} {'':<34} = {row['share_of_passthrough']:.0%} of the pass-through; model {row['model']}")
+            print(f"{'':>5} {'':<34} = {row['share_of_passthrough']:.0%} of the pass-through "
+                  f"({row['callback_share_of_passthrough']:.0%} by callbacks; main thread: "
+                  f"{row['main_thread_long_tasks_per_s']:.1f} long tasks/s, {row['main_thread_long_task_ms_per_s']:.0f} ms/s); "
+                  f"model {row['model']}")
     print(
         f"network: {'isolated (only lo)' if only_loopback_network() else 'host'}; {os.cpu_count()} CPUs shared by "
         f"Chromium, the server and the codecs; load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end"
