@@ -125,6 +125,12 @@ def test_live_panel_shows_the_tracked_faces_of_real_frames(app_registry, streame
     assert html.count("fer-live-face") == 1 and "fer-live-timeline" in html
     assert f'title="#1 {track.label}' in html, "the timeline's segment for the face, with its tooltip"
 
+    refresh = app.select_slider(key="webcam_panel_refresh")
+    assert refresh.value == 2.0, "the panel redraws every 2 s by default (each redraw costs the browser frames)"
+    refresh.set_value(5.0).run()
+    assert not app.exception, app.exception
+    assert "fer-live-timeline" in " ".join(element.proto.body for element in app.get("html"))
+
 
 def test_snapshot_keeps_the_faces_and_adds_them_to_the_dataset(app_registry, streamer, astronaut_rgb, tmp_path, monkeypatch):
     from fer_core.dataset_store import DatasetStore

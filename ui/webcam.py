@@ -22,7 +22,13 @@ from ui.dataset_actions import save_faces
 PROCESSOR_KEY = "webcam_processor"
 SNAPSHOT_KEY = "webcam_snapshot"
 SIGNALLING_SINCE_KEY = "webcam_signalling_since"
-PANEL_REFRESH_SECONDS = 1.0  # the panel's numbers and bars; the video itself carries the live overlay
+PANEL_REFRESH_KEY = "webcam_panel_refresh"
+# The panel's default redraw interval. Each redraw is a Streamlit rerun that holds the page's main thread
+# (up to 60-130 ms on the 2-core machine), during which the page misses video-frame callbacks: with 3 faces,
+# 87% of the pass-through's callbacks at 1 s, 88-93% at 2 s (bench_webcam_browser, noisy). The video itself
+# carries the live boxes, labels and bars on every frame; the user can pick 1 s.
+PANEL_REFRESH_SECONDS = 2.0
+PANEL_REFRESH_CHOICES = (1.0, 2.0, 3.0, 5.0)
 TIMELINE_SECONDS = 20.0
 CONNECT_PATIENCE_SECONDS = 12.0  # warn when the connection is still not up after this long
 CHARTS_SHOWN = 3  # probability charts in the live panel (the first tracked faces)
@@ -79,6 +85,16 @@ def render_controls(detection: DetectorSettings) -> StreamSettings:
         mirror = st.toggle("Mirror view", value=True, key="webcam_mirror", help="Show the video like a mirror (as most webcam apps do).")
         show_bars = st.toggle("Probability bars on the video", value=True, key="webcam_show_bars")
         show_status = st.toggle("FPS and latency on the video", value=True, key="webcam_show_status")
+        st.select_slider(
+            "Live panel refresh (s)",
+            options=PANEL_REFRESH_CHOICES,
+            value=PANEL_REFRESH_SECONDS,
+            key=PANEL_REFRESH_KEY,
+            format_func=lambda seconds: f"{seconds:g}",
+            help="How often the panel beside the video redraws its numbers, bars and timeline. Each redraw "
+            "costs the browser some work, which on a 2-core machine costs video frames; the boxes and labels "
+            "on the video itself follow every frame.",
+        )
     return StreamSettings(
         detection=DetectorSettings(detection.min_confidence, detection.min_face_size, max_faces=10),
         tracking=TrackerSettings(smoothing=smoothing),
@@ -107,13 +123,15 @@ def session_processor(recognizer: EmotionRecognizer, settings: StreamSettings) -
 
 
 def render_live_panel(processor: FrameProcessor, playing: bool, signalling: bool) -> None:
-    """The panel beside the video; refreshes itself a few times a second while the stream runs."""
+    """The panel beside the video; redraws itself every `PANEL_REFRESH_KEY` seconds while the stream runs."""
     if signalling and not playing:
         st.session_state.setdefault(SIGNALLING_SINCE_KEY, time.monotonic())
     else:
         st.session_state.pop(SIGNALLING_SINCE_KEY, None)
 
-    @st.fragment(run_every=PANEL_REFRESH_SECONDS if (playing or signalling) else None)
+    refresh = float(st.session_state.get(PANEL_REFRESH_KEY, PANEL_REFRESH_SECONDS))
+
+    @st.fragment(run_every=refresh if (playing or signalling) else None)
     def live_panel() -> None:
         if not playing:
             since = st.session_state.get(SIGNALLING_SINCE_KEY)
