@@ -23,7 +23,7 @@ from fer_core.drawing import draw_faces
 from fer_core.errors import ImageError
 from fer_core.image_io import decode_image
 from fer_core.inference import EmotionRecognizer, FacePrediction, ImageResult
-from fer_core.preprocessing import Box, face_region
+from fer_core.preprocessing import Box, downscale, face_region
 
 if TYPE_CHECKING:
     import pandas
@@ -111,8 +111,7 @@ def face_thumbnail(rgb: np.ndarray, box: Box, size: int = THUMBNAIL_SIZE) -> np.
 def encode_jpeg(rgb: np.ndarray, max_width: int = PREVIEW_WIDTH, quality: int = JPEG_QUALITY) -> bytes:
     """JPEG bytes of `rgb`, downscaled to at most `max_width` pixels wide."""
     if rgb.shape[1] > max_width:
-        factor = max_width / rgb.shape[1]
-        rgb = cv2.resize(rgb, (max_width, max(1, round(rgb.shape[0] * factor))), interpolation=cv2.INTER_AREA)
+        rgb = downscale(rgb, max_width, max(1, round(rgb.shape[0] * max_width / rgb.shape[1])))
     ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("JPEG encoding failed")
