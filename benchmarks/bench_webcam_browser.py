@@ -102,7 +102,11 @@ STOP_LONG_TASKS_JS = """() => { window.__ferLongTaskObserver.disconnect(); retur
 
 
 def start_window(page, video) -> None:
-    """Start counting frames (on the video) and long tasks (on the page)."""
+    """Once the returned video plays and is past its start (first frames, codec ramp-up), start
+    counting frames (on the video) and long tasks (on the page)."""
+    while video.evaluate("v => v.videoWidth") == 0:
+        time.sleep(0.25)
+    time.sleep(3.0)
     page.evaluate(START_LONG_TASKS_JS)
     video.evaluate(START_WINDOW_JS)
 
@@ -141,9 +145,6 @@ def frame_times_since(before: dict, after: dict) -> list[float]:
 def count_presented(page, component, seconds: float) -> dict:
     """Presented and decoded fps of the returned video over `seconds` (after a 3 s ramp-up)."""
     video = component.locator("video")
-    while video.evaluate("v => v.videoWidth") == 0:
-        time.sleep(0.25)
-    time.sleep(3.0)  # past the start (first frames, codec ramp-up)
     start_window(page, video)
     time.sleep(seconds)
     return stop_window(page, video)
@@ -165,14 +166,10 @@ def measure_app(faces: int, seconds: float, workdir: Path, models_dir: Path, mod
                 wait_until_idle(page)
             component = start_live_stream(page, app, timeout=180)
             wait_for_stats(stats_path, lambda stats: stats["analysed"] >= 10, 180, app)
-            first = previous = read_stats(stats_path)
             times: list[float] = []
             # The browser counts frames on the component frame's window while this thread
             # collects the server's per-frame times.
             video = component.locator("video")
-            while video.evaluate("v => v.videoWidth") == 0:
-                time.sleep(0.25)
-            time.sleep(3.0)
             start_window(page, video)
             first = previous = read_stats(stats_path)
             started = time.monotonic()
