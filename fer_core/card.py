@@ -3,7 +3,7 @@
 Inference reads the input size and the class list from here, never from constants, and the
 registry lists models by their cards. A model folder holds:
   model.keras      the trained network (float32)
-  model.tflite     the compiled, quantized serving path (optional; built from model.keras)
+  model.tflite     the compiled serving path (optional; built from model.keras, weights per tflite_weights)
   card.json        this card
   history.csv      per-epoch loss, accuracy, val_loss, val_accuracy, lr
   evaluation.json  the evaluation report on the validation data
@@ -58,6 +58,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     sha256: dict[str, str] = field(default_factory=dict)
     teacher: dict[str, Any] = field(default_factory=dict)  # a distilled model's teacher (name, sha256, TTA...)
+    tflite_weights: str = "int8"  # model.tflite's weights: "int8" (dynamic range) or "float32" (fer_core.export)
     notes: str = ""
 
     def to_json(self) -> str:

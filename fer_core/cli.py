@@ -1,4 +1,4 @@
-"""Command line: train, finalize, evaluate, predict, models, dataset (fer_core/dataset_cli.py), video
+"""Command line: train, finalize, export, evaluate, predict, models, dataset (fer_core/dataset_cli.py), video
 (fer_core/video_cli.py).
 
 Every FerError (bad file, bad dataset, bad model folder) is printed as one line naming the file
@@ -57,6 +57,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-finalize", action="store_true", help="skip writing model.keras/card/evaluation at the end")
     parser.add_argument("--register", nargs="?", const="", metavar="NAME",
                         help="after finalizing, copy the model into the registry (as NAME, default: the run's name)")
+    _add_tflite_weights(parser)
 
 
 def train_argv(config: TrainConfig, resume: bool = False, register: str | None = None) -> list[str]:
@@ -139,7 +140,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from fer_core.runs import run_training_command
 
     return run_training_command(
-        config_from_args(args), resume=args.resume, finalize=not args.no_finalize, register=args.register
+        config_from_args(args), resume=args.resume, finalize=not args.no_finalize, register=args.register,
+        tflite_weights=args.tflite_weights,
     )
 
 
@@ -148,12 +150,33 @@ def _add_finalize(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--run", required=True, help="the run folder given to train --out")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="best: the epoch with the best val accuracy (default); last: the final epoch")
+    _add_tflite_weights(parser)
+
+
+def _add_tflite_weights(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tflite-weights", choices=("int8", "float32"), default="int8",
+                        help="model.tflite's weights: int8 (dynamic range, the default) or float32 "
+                             "(for small networks that run as fast in float32 and lose accuracy in int8)")
 
 
 def _cmd_finalize(args: argparse.Namespace) -> int:
     from fer_core.export import finalize_run
 
-    card = finalize_run(args.run, checkpoint=args.checkpoint)
+    card = finalize_run(args.run, checkpoint=args.checkpoint, tflite_weights=args.tflite_weights)
+    print(json.dumps(card.metrics, indent=2))
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("export", help="rebuild a model folder's model.tflite and evaluate it again")
+    parser.add_argument("--model", required=True, help="model folder or registry name")
+    _add_tflite_weights(parser)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from fer_core.export import reexport_model
+
+    card = reexport_model(_resolve_model_dir(args.model), args.tflite_weights)
     print(json.dumps(card.metrics, indent=2))
     return 0
 
@@ -286,7 +309,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     models, problems = registry.scan()
     live = registry.live_default().name if models else None
     if models:
-        header = f"   {'model':<22} {'architecture':<18} {'MFLOPs':>7} {'1 pass':>7} {'best TTA':>18} {'macro-F1':>8}"
+        header = f"   {'model':<22} {'architecture':<18} {'MFLOPs':>7} {'1 pass':>7} {'best TTA':>18} {'macro-F1':>8} {'weights':>7}"
         if args.speed:
             header += f" {'faces/s b1':>10} {'b32':>7}"
         print(header)
@@ -299,7 +322,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             f"{marks} {model.name:<22} {model.card.architecture:<18} "
             f"{model.card.flops / 1e6 if model.card.flops else float('nan'):>7.1f} "
             f"{_percent(metrics.get('val_accuracy')):>7} {_percent(best_accuracy) + ' ' + best:>18} "
-            f"{metrics.get('val_macro_f1', float('nan')):>8.3f}"
+            f"{metrics.get('val_macro_f1', float('nan')):>8.3f} {model.card.tflite_weights:>7}"
         )
         if args.speed:
             from fer_core.inference import EmotionClassifier, faces_per_second
@@ -324,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer_core", description="Facial emotion recognition engine")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (
-        _add_train, _add_finalize, _add_evaluate, _add_predict, _add_models, dataset_cli.add_parser, video_cli.add_parser
+        _add_train, _add_finalize, _add_export, _add_evaluate, _add_predict, _add_models, dataset_cli.add_parser, video_cli.add_parser
     ):
         add(sub)
     return parser
@@ -333,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "train": _cmd_train,
     "finalize": _cmd_finalize,
+    "export": _cmd_export,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "models": _cmd_models,

@@ -1,9 +1,13 @@
 """Turning a finished (or stopped) training run into a servable model folder.
 
 `finalize_run` takes the best checkpoint, rebuilds it in float32 (training may run in
-mixed bfloat16), exports the compiled serving path (TFLite with dynamic-range int8 weights:
-~4x faster than float32 TFLite here at the same accuracy, checked in the evaluation it writes),
-evaluates it on the validation data and writes the card with checksums.
+mixed bfloat16), exports the compiled serving path (TFLite, by default with dynamic-range int8
+weights), evaluates it on the validation data and writes the card with checksums.
+
+The TFLite weights are a per-model choice (`TFLITE_WEIGHTS`, recorded in the card): int8 weights
+made resnet_fer 17% faster a face on a 2-core AVX-512 Xeon for 0.1 point of accuracy, but the 0.7M-
+parameter resnet_fer_lite ran as fast in float32 and kept 0.3 point that int8 lost.
+`reexport_model` switches a finished model folder between them and evaluates it again.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fer_core.card import (
     TFLITE_FILE,
     ModelCard,
     load_keras_model,
+    read_card,
     sha256_of,
     write_card,
 )
@@ -60,16 +65,24 @@ def to_float32(model: keras.Model, architecture: str, **kwargs) -> keras.Model:
     return clean
 
 
-def to_tflite(model: keras.Model, quantize: bool = True) -> bytes:
-    """Convert a Keras model to TFLite; `quantize` stores int8 weights (dynamic range)."""
+TFLITE_WEIGHTS = {
+    "int8": "tflite (dynamic-range int8 weights)",
+    "float32": "tflite (float32 weights)",
+}
+
+
+def to_tflite(model: keras.Model, weights: str = "int8") -> bytes:
+    """Convert a Keras model to TFLite; `weights` "int8" quantizes them (dynamic range), "float32" keeps them."""
     import tensorflow as tf
 
+    if weights not in TFLITE_WEIGHTS:
+        raise FerError(f"unknown TFLite weights {weights!r}; use {' or '.join(TFLITE_WEIGHTS)}")
     with warnings.catch_warnings(), tempfile.TemporaryDirectory() as scratch:
         warnings.simplefilter("ignore")
         # Going through a SavedModel keeps the converter's output quiet and deterministic.
         model.export(scratch, format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(scratch)
-        if quantize:
+        if weights == "int8":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         return converter.convert()
 
@@ -111,18 +124,19 @@ def _validation_usages(config: TrainConfig) -> list[str] | None:
 
 
 def finalize_run(
-    run_dir: str | os.PathLike, tta_modes: tuple[str, ...] = TTA_MODES, checkpoint: str = "best"
+    run_dir: str | os.PathLike,
+    tta_modes: tuple[str, ...] = TTA_MODES,
+    checkpoint: str = "best",
+    tflite_weights: str = "int8",
 ) -> ModelCard:
     """Write model.keras, model.tflite, evaluation.json and card.json into `run_dir`.
 
     `checkpoint` "best" takes the epoch with the best single-pass val accuracy; "last" the final
     epoch (at the end of a cosine schedule, often as good or better once test-time augmentation
-    is used, and chosen on val the same way).
+    is used, and chosen on val the same way). `tflite_weights` is the serving file's precision.
     """
     if checkpoint not in CHECKPOINTS:
         raise FerError(f"unknown checkpoint {checkpoint!r}; use best or last")
-    from fer_core.inference import EmotionClassifier
-
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
     if checkpoint == "best" and (run_dir / BEST_FILE).is_file():
@@ -148,7 +162,6 @@ def finalize_run(
     trained = load_keras_model(source)
     model = to_float32(trained, config.architecture)
     model.save(run_dir / KERAS_FILE)
-    (run_dir / TFLITE_FILE).write_bytes(to_tflite(model, quantize=True))
 
     history = read_history(run_dir / HISTORY_FILE)
     val_set = load_validation_data(config)
@@ -171,28 +184,65 @@ def finalize_run(
         teacher=teacher,
         notes=notes,
     )
-    # Evaluate the served (quantized TFLite) path, and the float Keras model for comparison.
-    # The card is written once, complete, at the end: readers never see one without metrics.
-    served = EmotionClassifier(run_dir, prefer_tflite=True, card=card)
+    return _export_and_evaluate(run_dir, card, model, val_set, _validation_usages(config), tta_modes, tflite_weights)
+
+
+def reexport_model(
+    model_dir: str | os.PathLike, tflite_weights: str, tta_modes: tuple[str, ...] = TTA_MODES
+) -> ModelCard:
+    """Rebuild a model folder's model.tflite with other weights and evaluate it again on the
+    validation data its card names (the card's metrics, evaluation.json and the stored per-face
+    predictions all describe the new file; everything else on the card is kept)."""
+    model_dir = Path(model_dir)
+    card = read_card(model_dir)
+    known = {item.name for item in dataclasses.fields(TrainConfig)}
+    recorded = {key: value for key, value in card.training_config.items() if key in known}
+    if not {"architecture", "train_data", "out"} <= recorded.keys():
+        if not card.val_data:
+            raise FerError(f"{model_dir}: the card records neither its training run nor validation data to evaluate on")
+        recorded = {"architecture": card.architecture, "train_data": card.train_data, "out": str(model_dir),
+                    "val_data": card.val_data}
+    config = TrainConfig(**recorded)  # the same validation faces the model was finalized on
+    val_set = load_validation_data(config)
+    model = load_keras_model(model_dir / KERAS_FILE)
+    return _export_and_evaluate(model_dir, card, model, val_set, _validation_usages(config), tta_modes, tflite_weights)
+
+
+def _export_and_evaluate(
+    folder: Path,
+    card: ModelCard,
+    model: keras.Model,
+    val_set,
+    usages: list[str] | None,
+    tta_modes: tuple[str, ...],
+    tflite_weights: str,
+) -> ModelCard:
+    """Write model.tflite, evaluate it and model.keras on `val_set`, and write the card last:
+    readers never see a card without metrics or one whose metrics describe another file."""
+    from fer_core.inference import EmotionClassifier
+
+    (folder / TFLITE_FILE).write_bytes(to_tflite(model, tflite_weights))
+    card.tflite_weights = tflite_weights
+    served = EmotionClassifier(folder, prefer_tflite=True, card=card)
     probabilities = {mode: predict_dataset(served.predict_faces, val_set.images, mode) for mode in tta_modes}
     reports = {
         mode: report_from_predictions(val_set.labels, probs.argmax(axis=1), tta=mode, data=val_set.source, model=card.name)
         for mode, probs in probabilities.items()
     }
     best_mode = max(reports, key=lambda mode: reports[mode].accuracy)
-    float_accuracy = evaluate(EmotionClassifier(run_dir, prefer_tflite=False, card=card).predict_faces, val_set).accuracy
-    usages = _validation_usages(config)
+    float_accuracy = evaluate(EmotionClassifier(folder, prefer_tflite=False, card=card).predict_faces, val_set).accuracy
+    backend = TFLITE_WEIGHTS[tflite_weights]
     for mode in dict.fromkeys(("none", best_mode)):  # per-face predictions for the report page
-        store_evaluation(run_dir, probabilities[mode], val_set, mode, usages, model_name=card.name,
-                         extra={"split": "validation (checkpoint selection)", "backend": served.backend})
+        store_evaluation(folder, probabilities[mode], val_set, mode, usages, model_name=card.name,
+                         extra={"split": "validation (checkpoint selection)", "backend": backend})
     report = reports["none"]
     report.extra = {
         "split": "validation (checkpoint selection)",
         "accuracy_by_tta": {mode: round(item.accuracy, 4) for mode, item in reports.items()},
         "keras_float32_accuracy": round(float_accuracy, 4),
-        "backend": "tflite (dynamic-range int8 weights)",
+        "backend": backend,
     }
-    report.write_json(run_dir / EVALUATION_FILE)
+    report.write_json(folder / EVALUATION_FILE)
     card.metrics = {
         "val_accuracy": round(report.accuracy, 4),
         "val_macro_f1": round(report.macro_f1, 4),
@@ -201,6 +251,6 @@ def finalize_run(
         "best_tta": best_mode,
         "keras_float32_val_accuracy": round(float_accuracy, 4),
     }
-    card.sha256 = {name: sha256_of(run_dir / name) for name in (KERAS_FILE, TFLITE_FILE)}
-    write_card(run_dir, card)
+    card.sha256 = {name: sha256_of(folder / name) for name in (KERAS_FILE, TFLITE_FILE)}
+    write_card(folder, card)
     return card

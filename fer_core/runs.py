@@ -273,7 +273,9 @@ def _number(value) -> float | None:
     return None if number != number else round(number, 6)
 
 
-def run_training_command(config, resume: bool = False, finalize: bool = True, register: str | None = None) -> int:
+def run_training_command(
+    config, resume: bool = False, finalize: bool = True, register: str | None = None, tflite_weights: str = "int8"
+) -> int:
     """What `python -m fer_core train` does: lock, train, finalize, register, with status files.
 
     Returns the exit status: 0 done, 130 cancelled; FerErrors propagate (after status "failed").
@@ -303,7 +305,7 @@ def run_training_command(config, resume: bool = False, finalize: bool = True, re
             from fer_core.export import finalize_run
 
             reporter.phase("finalizing", "export, TFLite, evaluation on the validation data")
-            card = finalize_run(result.run_dir)
+            card = finalize_run(result.run_dir, tflite_weights=tflite_weights)
             print(f"{result.run_dir}: model folder ready ({card.name}, val accuracy {card.metrics.get('val_accuracy')})", flush=True)
             reporter.phase("evaluating", "the custom dataset's test split")
             for line in compare_on_custom_test(result.run_dir, config):

@@ -225,7 +225,7 @@ def build_model_folder(folder: Path, architecture: str = "tiny_cnn32", seed: int
     keras.utils.set_random_seed(seed)
     model = zoo.create_model(architecture)
     model.save(folder / KERAS_FILE)
-    (folder / TFLITE_FILE).write_bytes(to_tflite(model, quantize=True))
+    (folder / TFLITE_FILE).write_bytes(to_tflite(model, "int8"))
     card = ModelCard(
         name=folder.name,
         architecture=architecture,

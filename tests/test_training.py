@@ -98,6 +98,45 @@ def test_finalize_writes_a_servable_model_folder(tiny_run, capsys):
 
     classifier = EmotionClassifier(run)
     assert classifier.predict_faces(np.zeros((2, 48, 48), np.uint8)).shape == (2, 7)
+    assert card.tflite_weights == "int8" and report.extra["backend"] == "tflite (dynamic-range int8 weights)"
+
+
+def test_export_rebuilds_the_served_file_in_float32_and_evaluates_it_again(tiny_run, tmp_path: Path, capsys):
+    import shutil
+
+    from fer_core.inference import EmotionClassifier
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_run["run"], folder)  # the finalized run; the shared one stays as it is
+    before = read_card(folder)
+    int8_size = (folder / TFLITE_FILE).stat().st_size
+
+    assert cli.main(["export", "--model", str(folder), "--tflite-weights", "float32"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    card = read_card(folder)
+    assert card.tflite_weights == "float32" and card.metrics == metrics
+    assert card.sha256 == {KERAS_FILE: sha256_of(folder / KERAS_FILE), TFLITE_FILE: sha256_of(folder / TFLITE_FILE)}
+    assert card.sha256[KERAS_FILE] == before.sha256[KERAS_FILE] and card.sha256[TFLITE_FILE] != before.sha256[TFLITE_FILE]
+    assert (folder / TFLITE_FILE).stat().st_size > 2.5 * int8_size  # 4 bytes a weight instead of 1
+    for field in ("created", "epochs_trained", "best_epoch", "training_config", "val_images", "notes"):
+        assert getattr(card, field) == getattr(before, field), f"export changed the card's {field}"
+
+    # float32 TFLite computes what Keras computes, so its single pass scores what Keras scores
+    faces = np.random.default_rng(3).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    served = EmotionClassifier(folder).predict_faces(faces)
+    reference = EmotionClassifier(folder, prefer_tflite=False).predict_faces(faces)
+    assert np.abs(served - reference).max() < 1e-4
+    assert metrics["val_accuracy"] == metrics["keras_float32_val_accuracy"]
+    report = EvaluationReport.read_json(folder / EVALUATION_FILE)
+    assert report.extra["backend"] == "tflite (float32 weights)" and report.n_images == 14
+
+    assert cli.main(["export", "--model", str(folder), "--tflite-weights", "int8"]) == 0
+    assert read_card(folder).tflite_weights == "int8" and (folder / TFLITE_FILE).stat().st_size == int8_size
+
+
+def test_export_of_a_folder_that_is_no_model_fails_clearly(tmp_path: Path, capsys):
+    assert cli.main(["export", "--model", str(tmp_path), "--tflite-weights", "float32"]) == 2
+    assert "not a model folder" in capsys.readouterr().err
 
 
 def test_resume_to_two_epochs_appends_exactly_one_history_row(tiny_run):
