@@ -35,7 +35,7 @@ def freeze_loaded_objects() -> None:
     """Put everything alive now (TensorFlow's and the models' ~430k objects) out of the garbage
     collector's reach, once per loaded resource.
 
-    Why: after every script run (each live-panel fragment rerun too, twice a second) Streamlit
+    Why: after every script run (each live-panel fragment rerun too, every 1-5 s) Streamlit
     runs a full `gc.collect()` twice, through `keras.backend.clear_session()` (TensorFlow imports
     keras) and `runner.postScriptGC`. With TensorFlow loaded each took ~230 ms holding the GIL,
     which starved the webcam's frame thread down to ~1 fps. Frozen, they take well under 1 ms;
