@@ -39,6 +39,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--patience", type=int, default=20, help="early stopping patience in epochs")
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32")
     parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--photo-augment", action="store_true",
+                        help="also jitter exposure, contrast, noise, blur and JPEG quality (faces from photos and webcams)")
     parser.add_argument("--train-usage", default="Training", help="CSV Usage value(s) for training, comma-separated")
     parser.add_argument("--val-usage", default="PublicTest", help="CSV Usage value(s) for validation")
     parser.add_argument("--limit", type=int, help="use only N training images (quick experiments)")
@@ -98,6 +100,8 @@ def train_argv(config: TrainConfig, resume: bool = False, register: str | None =
             argv += ["--mix", path]
         if not config.augment:
             argv.append("--no-augment")
+        if config.photo_augment:
+            argv.append("--photo-augment")
     if register is not None:
         argv += ["--register", register] if register else ["--register"]
     return argv
@@ -121,6 +125,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         patience=args.patience,
         precision=args.precision,
         augment=not args.no_augment,
+        photo_augment=args.photo_augment,
         train_usage=[usage.strip() for usage in args.train_usage.split(",")],
         val_usage=[usage.strip() for usage in args.val_usage.split(",")],
         limit=args.limit,

@@ -4,6 +4,9 @@ Augmentation runs on whole batches inside tf.data (vectorised, parallel to the m
 never inside the model, so saved models and their TFLite exports contain no training-only ops.
 The recipe follows what reaches >70% on FER2013: flips, small rotations, shifts and zooms
 (random crops), random erasing, and optionally mixup (Zhang et al. 2018) for runs that overfit.
+`PHOTO_AUGMENT` adds photometric jitter (exposure, contrast, brightness, sensor noise, blur, JPEG)
+for faces from photos and webcams, the conditions `benchmarks/bench_robustness.py` found the
+shipped models weakest in.
 """
 
 from __future__ import annotations
@@ -25,6 +28,24 @@ class AugmentConfig:
     zoom: float = 0.1
     erasing_probability: float = 0.5
     erasing_area: tuple[float, float] = (0.02, 0.2)
+    # Photometric jitter, off by default (the shipped models' recipe). `photometric_probability`
+    # is the share of faces that get it; each of those draws every change below independently.
+    photometric_probability: float = 0.0
+    gamma: float = 1.0  # gamma drawn log-uniformly from [1/gamma, gamma]
+    contrast: float = 0.0  # contrast factor from [1 - contrast, 1 + contrast], around the face's mean
+    brightness: float = 0.0  # added to every pixel, from [-brightness, brightness] (pixels in [0, 1])
+    noise: float = 0.0  # Gaussian noise whose sigma is drawn from [0, noise]
+    blur_probability: float = 0.0  # share of jittered faces blended towards a 3x3 binomial blur
+    jpeg_probability: float = 0.0  # share of jittered faces re-encoded as JPEG
+    jpeg_quality: tuple[int, int] = (20, 90)
+
+
+# What `train --photo-augment` turns on: exposure up to gamma 2 either way, contrast and brightness
+# +-40% / +-0.15, noise up to 12 grey levels, blur and JPEG (quality 20-90) on a third each.
+PHOTO_AUGMENT = AugmentConfig(
+    photometric_probability=0.5, gamma=2.0, contrast=0.4, brightness=0.15, noise=12 / 255,
+    blur_probability=0.3, jpeg_probability=0.3,
+)
 
 
 def _random_erasing(images: tf.Tensor, probability: float, area: tuple[float, float]) -> tf.Tensor:
@@ -53,8 +74,51 @@ def _random_erasing(images: tf.Tensor, probability: float, area: tuple[float, fl
     return tf.where(mask, noise, images)
 
 
+def _per_image(values: tf.Tensor) -> tf.Tensor:
+    return values[:, tf.newaxis, tf.newaxis, tf.newaxis]
+
+
+def _photometric(images: tf.Tensor, config: AugmentConfig) -> tf.Tensor:
+    """Exposure, contrast, brightness, noise, blur and JPEG jitter on a random share of a batch
+    of (N, S, S, 1) floats in [0, 1]; the other faces pass unchanged."""
+    batch = tf.shape(images)[0]
+    chosen = tf.random.uniform([batch]) < config.photometric_probability
+    jittered = images
+    if config.gamma != 1.0:
+        log_gamma = tf.random.uniform([batch], -np.log(config.gamma), np.log(config.gamma))
+        jittered = tf.pow(tf.maximum(jittered, 1e-6), _per_image(tf.exp(log_gamma)))
+    if config.contrast:
+        factor = tf.random.uniform([batch], 1.0 - config.contrast, 1.0 + config.contrast)
+        mean = tf.reduce_mean(jittered, axis=[1, 2, 3], keepdims=True)
+        jittered = (jittered - mean) * _per_image(factor) + mean
+    if config.brightness:
+        jittered = jittered + _per_image(tf.random.uniform([batch], -config.brightness, config.brightness))
+    if config.blur_probability:
+        kernel = tf.constant(np.outer([1, 2, 1], [1, 2, 1]) / 16.0, tf.float32)[:, :, tf.newaxis, tf.newaxis]
+        padded = tf.pad(jittered, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+        blurred = tf.nn.conv2d(padded, kernel, strides=1, padding="VALID")
+        amount = tf.random.uniform([batch]) * tf.cast(tf.random.uniform([batch]) < config.blur_probability, tf.float32)
+        jittered = jittered + _per_image(amount) * (blurred - jittered)
+    if config.noise:
+        sigma = tf.random.uniform([batch], 0.0, config.noise)
+        jittered = jittered + _per_image(sigma) * tf.random.normal(tf.shape(jittered))
+    jittered = tf.clip_by_value(jittered, 0.0, 1.0)
+    if config.jpeg_probability:
+        low, high = config.jpeg_quality
+        recompress = tf.random.uniform([batch]) < config.jpeg_probability
+        jittered = tf.map_fn(
+            lambda item: tf.cond(
+                item[1], lambda: tf.image.random_jpeg_quality(item[0], low, high), lambda: item[0]
+            ),
+            (jittered, recompress),
+            fn_output_signature=tf.float32,
+        )
+    return tf.where(chosen[:, tf.newaxis, tf.newaxis, tf.newaxis], jittered, images)
+
+
 class BatchAugmenter:
-    """Random geometric + erasing augmentation for batches of (N, S, S, 1) floats in [0, 1]."""
+    """Random geometric, erasing and (optional) photometric augmentation for batches of
+    (N, S, S, 1) floats in [0, 1]."""
 
     def __init__(self, config: AugmentConfig = AugmentConfig(), seed: int | None = None):
         self.config = config
@@ -72,6 +136,8 @@ class BatchAugmenter:
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
         for step in self.steps:
             images = step(images, training=True)
+        if self.config.photometric_probability > 0:  # before erasing: the erased patch is noise already
+            images = _photometric(images, self.config)
         if self.config.erasing_probability > 0:
             images = _random_erasing(images, self.config.erasing_probability, self.config.erasing_area)
         return tf.clip_by_value(images, 0.0, 1.0)

@@ -34,7 +34,7 @@ from fer_core import distillation, zoo
 from fer_core.card import CARD_FILE, HISTORY_FILE, KERAS_FILE, LINEAGE_FILE, load_keras_model, read_history, sha256_of
 from fer_core.data import FaceDataset, load_dataset
 from fer_core.errors import FerError, ModelError
-from fer_core.pipeline import AugmentConfig, make_dataset
+from fer_core.pipeline import PHOTO_AUGMENT, AugmentConfig, make_dataset
 from fer_core.progress import TrainingCancelled, TrainingReporter
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingCancelled", "TrainingReporter", "read_history", "train"]
@@ -64,6 +64,7 @@ class TrainConfig:
     patience: int = 20  # epochs without a better val_accuracy before stopping
     precision: str = "float32"  # or "mixed_bfloat16" (+~30% speed on CPUs with AVX512-BF16)
     augment: bool = True
+    photo_augment: bool = False  # also photometric jitter (pipeline.PHOTO_AUGMENT): exposure, noise, blur, JPEG
     train_usage: list[str] = field(default_factory=lambda: ["Training"])
     val_usage: list[str] = field(default_factory=lambda: ["PublicTest"])
     val_fraction: float = 0.1  # held out of the training data when no val_data is given
@@ -439,7 +440,8 @@ def train(
             train_targets, val_targets = _teacher_targets(config, run_dir, train_set, val_set, reporter)
         train_data = make_dataset(
             train_set.images, train_set.labels, spec.input_size, config.batch_size, training=True,
-            augment=AugmentConfig() if config.augment else None, seed=config.seed, mixup_alpha=config.mixup,
+            augment=(PHOTO_AUGMENT if config.photo_augment else AugmentConfig()) if config.augment else None,
+            seed=config.seed, mixup_alpha=config.mixup,
             soft_targets=train_targets,
         )
         val_data = make_dataset(val_set.images, val_set.labels, spec.input_size, 256, training=False, soft_targets=val_targets)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -79,3 +81,62 @@ def test_mixup_is_applied_only_when_asked(alpha: float):
     (_, y), = make_dataset(images, labels, 48, batch_size=32, training=True, seed=1, mixup_alpha=alpha)
     soft = (y.numpy().max(axis=1) < 1.0).sum()
     assert (soft > 0) == (alpha > 0)
+
+
+# --- photometric jitter (train --photo-augment) ---------------------------------------------------
+
+ONLY_PHOTOMETRIC = dict(flip=False, rotation_degrees=0, shift=0, zoom=0, erasing_probability=0.0, photometric_probability=1.0)
+
+
+def ramps(count: int) -> tf.Tensor:
+    """Faces whose pixels run from 0.3 to 0.7 across: mid-grey with a known mean and spread."""
+    row = np.linspace(0.3, 0.7, 48, dtype=np.float32)
+    return tf.constant(np.broadcast_to(row[None, None, :, None], (count, 48, 48, 1)).copy())
+
+
+def jitter(images: tf.Tensor, **settings) -> np.ndarray:
+    tf.random.set_seed(21)
+    return BatchAugmenter(AugmentConfig(**{**ONLY_PHOTOMETRIC, **settings}), seed=4)(images).numpy()
+
+
+def test_photometric_jitter_reaches_only_its_share_of_the_faces_and_stays_in_range():
+    from fer_core.pipeline import PHOTO_AUGMENT
+
+    images = ramps(200)
+    out = BatchAugmenter(PHOTO_AUGMENT, seed=4)(images).numpy()
+    assert out.shape == images.shape and 0.0 <= out.min() and out.max() <= 1.0
+    config = dict(dataclasses.asdict(PHOTO_AUGMENT), **{key: value for key, value in ONLY_PHOTOMETRIC.items() if key != "photometric_probability"})
+    untouched = (np.abs(jitter(images, **config) - images.numpy()).max(axis=(1, 2, 3)) == 0).sum()
+    assert 60 <= untouched <= 140, f"{untouched} of 200 faces untouched at probability 0.5"
+    assert untouched < 200
+
+
+def test_each_photometric_change_does_what_it_names():
+    images = ramps(64)
+    source = images.numpy()
+    # gamma in [1/2, 2]: a monotone remap, so the ramp keeps its order, and both darker and lighter faces occur
+    gamma = jitter(images, gamma=2.0)
+    assert (np.diff(gamma[:, 0, :, 0], axis=1) >= -1e-6).all()
+    means = gamma.mean(axis=(1, 2, 3))
+    assert means.min() < source.mean() - 0.05 and means.max() > source.mean() + 0.05
+    # contrast +-40% around the face's own mean: the mean stays, the spread scales by 0.6-1.4
+    contrast = jitter(images, contrast=0.4)
+    np.testing.assert_allclose(contrast.mean(axis=(1, 2, 3)), source.mean(), atol=1e-4)
+    ratio = contrast.std(axis=(1, 2, 3)) / source.std()
+    assert ratio.min() >= 0.6 - 1e-3 and ratio.max() <= 1.4 + 1e-3 and ratio.max() - ratio.min() > 0.3
+    # brightness: one offset per face, at most 0.15
+    offset = (jitter(images, brightness=0.15) - source).reshape(64, -1)
+    assert np.ptp(offset, axis=1).max() < 1e-5 and np.abs(offset).max() <= 0.15 + 1e-5
+    # noise: zero-mean, per-face sigma at most 12 grey levels
+    noise = (jitter(images, noise=12 / 255) - source).reshape(64, -1)
+    assert noise.std(axis=1).max() <= 12 / 255 * 1.1 and noise.std(axis=1).mean() > 2 / 255
+    # blur towards the 3x3 binomial: a checkerboard only loses contrast
+    checker = tf.constant(np.kron(np.ones((24, 24)), [[0.2, 0.8], [0.8, 0.2]])[None, :, :, None].repeat(32, 0), tf.float32)
+    blurred = jitter(checker, blur_probability=1.0)
+    spread = blurred.std(axis=(1, 2, 3))
+    assert spread.max() <= 0.3 + 1e-5 and spread.min() < 0.2
+    # JPEG: a re-encoded face differs from its source by compression error, not by much
+    textured = tf.constant(faces(16, seed=6)[..., None] / 255.0, tf.float32)
+    jpeg = jitter(textured, jpeg_probability=1.0)
+    error = np.abs(jpeg - textured.numpy()).mean(axis=(1, 2, 3))
+    assert (error > 0.01).all() and (error < 0.35).all()

@@ -238,3 +238,20 @@ def test_without_val_data_a_stratified_hold_out_is_used(tmp_path: Path, make_fer
         TrainConfig("resnet_fer_small", str(path), "run", limit=21, val_data=str(path), val_usage=["Training"])
     )
     assert len(limited) == 21
+
+
+def test_train_argv_reproduces_the_config_it_was_made_from(tmp_path: Path):
+    """The app's background runner starts `python -m fer_core train` with `train_argv(config)`:
+    parsed back, those arguments must give the same config, photometric augmentation included."""
+    from fer_core.cli import build_parser, config_from_args, train_argv
+
+    config = TrainConfig(
+        architecture="resnet_fer_lite", train_data=str(tmp_path / "train"), out=str(tmp_path / "run"),
+        val_data=str(tmp_path / "val"), epochs=7, batch_size=64, learning_rate=0.05, optimizer="sgd",
+        warmup_epochs=1.0, patience=3, photo_augment=True, mixup=0.2, mix_data=[str(tmp_path / "more")], seed=9,
+    )
+    argv = train_argv(config)
+    assert "--photo-augment" in argv
+    assert config_from_args(build_parser().parse_args(argv)) == config
+    plain = TrainConfig(architecture="tiny_cnn32", train_data="t", out="o", augment=False)
+    assert config_from_args(build_parser().parse_args(train_argv(plain))) == plain

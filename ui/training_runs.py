@@ -227,6 +227,9 @@ def render_train_form(key: str, models: list[RegisteredModel], preset: FormPrese
         patience = row[4].number_input("Early-stop patience", 1, 1000, 20, key=f"{key}_patience")
         augment = row[5].toggle("Augmentation", value=True, key=f"{key}_augment",
                                 help="Flips, rotations, shifts, zoom and random erasing.")
+        photo = st.toggle("Photo and webcam conditions", value=False, key=f"{key}_photo_augment", disabled=not augment,
+                          help="Also jitter exposure, contrast, brightness, sensor noise, blur and JPEG quality, "
+                               "for faces that come from photos and webcams rather than FER2013.")
         teacher = st.selectbox("Distil from (optional)", ["none", *names], key=f"{key}_teacher",
                                help="Train on a registered model's test-time-augmented predictions as soft targets.")
         buttons = st.columns([1, 1, 4])
@@ -240,7 +243,7 @@ def render_train_form(key: str, models: list[RegisteredModel], preset: FormPrese
         out=str(default_runs_dir() / run_name.strip()),  # the name is checked as typed before anything starts
         val_data=val_path or None,
         epochs=int(epochs), batch_size=int(batch) or None, learning_rate=float(rate) or None,
-        augment=bool(augment), mixup=float(mixup), patience=int(patience),
+        augment=bool(augment), photo_augment=bool(augment and photo), mixup=float(mixup), patience=int(patience),
         train_usage=train_usage or ["Training"], val_usage=val_usage or ["PublicTest"], val_fraction=float(fraction),
         init_from=str(initial.path) if initial else None,
         teacher=str(by_name[teacher].path) if teacher in by_name else None,
