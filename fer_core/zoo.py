@@ -182,7 +182,7 @@ def resnet_fer_lite(num_classes: int = NUM_CLASSES, input_size: int = 48, dropou
 
 @register_model(
     "resnet_fer_lite_wide",
-    description="Candidate live network: resnet_fer_lite with a 160-channel last stage (16-32-64-160), "
+    description="Wider live network: resnet_fer_lite with a 160-channel last stage (16-32-64-160), "
     "38.6 MFLOPs a face, 0.97M parameters: more capacity where the maps are 3x3 and it costs least",
     source="team design (issue 12: the live model's accuracy within the 40 MFLOPs cap)",
     input_size=48,
