@@ -33,6 +33,11 @@ HISTORY_FILE = "history.csv"
 EVALUATION_FILE = "evaluation.json"
 LINEAGE_FILE = "lineage.json"  # the cycles a fine-tuned model descends from (fer_core.reports)
 EVALUATIONS_DIR = "evaluations"  # stored evaluations with per-face predictions (fer_core.reports)
+# The weights model.tflite may hold (the card's `tflite_weights`), with how reports name each backend.
+TFLITE_WEIGHTS = {
+    "int8": "tflite (dynamic-range int8 weights)",
+    "float32": "tflite (float32 weights)",
+}
 
 
 @dataclass

@@ -159,7 +159,9 @@ def _add_finalize(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_tflite_weights(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tflite-weights", choices=("int8", "float32"), default="int8",
+    from fer_core.card import TFLITE_WEIGHTS  # the card module is light: no TensorFlow at parse time
+
+    parser.add_argument("--tflite-weights", choices=tuple(TFLITE_WEIGHTS), default="int8",
                         help="model.tflite's weights: int8 (dynamic range, the default) or float32 "
                              "(for small networks that run as fast in float32 and lose accuracy in int8)")
 

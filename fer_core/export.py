@@ -29,13 +29,14 @@ from fer_core.card import (
     HISTORY_FILE,
     KERAS_FILE,
     TFLITE_FILE,
+    TFLITE_WEIGHTS,
     ModelCard,
     load_keras_model,
     read_card,
     sha256_of,
     write_card,
 )
-from fer_core.data import list_image_folder
+from fer_core.data import FaceDataset, list_image_folder
 from fer_core.dataset_store import is_dataset_root
 from fer_core.distillation import describe_teacher
 from fer_core.errors import FerError
@@ -63,12 +64,6 @@ def to_float32(model: keras.Model, architecture: str, **kwargs) -> keras.Model:
         keras.mixed_precision.set_global_policy(previous)
     clean.set_weights(model.get_weights())
     return clean
-
-
-TFLITE_WEIGHTS = {
-    "int8": "tflite (dynamic-range int8 weights)",
-    "float32": "tflite (float32 weights)",
-}
 
 
 def to_tflite(model: keras.Model, weights: str = "int8") -> bytes:
@@ -212,7 +207,7 @@ def _export_and_evaluate(
     folder: Path,
     card: ModelCard,
     model: keras.Model,
-    val_set,
+    val_set: FaceDataset,
     usages: list[str] | None,
     tta_modes: tuple[str, ...],
     tflite_weights: str,

@@ -108,7 +108,6 @@ def test_photometric_jitter_reaches_only_its_share_of_the_faces_and_stays_in_ran
     config = dict(dataclasses.asdict(PHOTO_AUGMENT), **{key: value for key, value in ONLY_PHOTOMETRIC.items() if key != "photometric_probability"})
     untouched = (np.abs(jitter(images, **config) - images.numpy()).max(axis=(1, 2, 3)) == 0).sum()
     assert 60 <= untouched <= 140, f"{untouched} of 200 faces untouched at probability 0.5"
-    assert untouched < 200
 
 
 def test_each_photometric_change_does_what_it_names():
