@@ -59,6 +59,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-finalize", action="store_true", help="skip writing model.keras/card/evaluation at the end")
     parser.add_argument("--register", nargs="?", const="", metavar="NAME",
                         help="after finalizing, copy the model into the registry (as NAME, default: the run's name)")
+    parser.add_argument("--accelerator", action="store_true",
+                        help="GPU machine without TensorFlow: Keras on JAX (KERAS_BACKEND=jax), augmentation on the "
+                        "GPU; finalize the run afterwards on a machine with TensorFlow")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS",
+                        help="with --accelerator: stop between epochs before this many seconds have passed")
     _add_tflite_weights(parser)
 
 
@@ -142,6 +147,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.accelerator:
+        from fer_core.accelerated import train_accelerated
+
+        if args.resume or args.register is not None:
+            raise SystemExit("--accelerator runs start afresh and are finalized (and registered) on the CPU machine")
+        result = train_accelerated(config_from_args(args), time_limit=args.time_limit)
+        print(f"{result.run_dir}: {result.epochs_done} epochs, best val accuracy {result.best_val_accuracy:.4f} "
+              f"at epoch {result.best_epoch}; next, where TensorFlow is: python -m fer_core finalize --run {result.run_dir}")
+        return 0
     from fer_core.runs import run_training_command
 
     return run_training_command(
@@ -378,10 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from fer_core.tflite_runtime import native_stderr_silenced
 
-    with native_stderr_silenced():
-        # TensorFlow's C++ start-up prints oneDNN/CUDA notices that no log-level variable silences
-        # in 2.21; every command needs TensorFlow, so import it here, quietly.
-        import tensorflow  # noqa: F401
+    if not getattr(args, "accelerator", False):  # a GPU machine's JAX-only run has no TensorFlow
+        with native_stderr_silenced():
+            # TensorFlow's C++ start-up prints oneDNN/CUDA notices that no log-level variable silences
+            # in 2.21; every other command needs TensorFlow, so import it here, quietly.
+            import tensorflow  # noqa: F401
     try:
         return COMMANDS[args.command](args)
     except FerError as error:

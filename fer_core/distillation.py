@@ -70,10 +70,16 @@ def cached_teacher_predictions(
     dataset: FaceDataset,
     tta: str,
     progress: Callable[[int, int], None] | None = None,
+    teacher_sha256: str | None = None,
 ) -> np.ndarray:
-    """`teacher_predictions` for `dataset`, reused from `cache_file` when teacher, TTA and faces match."""
+    """`teacher_predictions` for `dataset`, reused from `cache_file` when teacher, TTA and faces match.
+
+    The teacher is its weights' sha256; `teacher_sha256` names them where the teacher's folder is
+    absent (a GPU machine that got the run's cache but not the teacher).
+    """
     teacher_file = Path(teacher_dir) / KERAS_FILE
-    key = {"teacher_sha256": sha256_of(teacher_file) if teacher_file.is_file() else str(teacher_dir),
+    sha256 = sha256_of(teacher_file) if teacher_file.is_file() else (teacher_sha256 or str(teacher_dir))
+    key = {"teacher_sha256": sha256,
            "tta": tta, "faces": _faces_digest(dataset)}
     if cache_file.is_file():
         with np.load(cache_file) as cached:

@@ -102,11 +102,16 @@ class EmotionClassifier:
         self._batched_size = 0
 
     def _load_keras(self, path: Path) -> None:
-        import tensorflow as tf
+        import keras
 
         self._keras = load_keras_model(path)
         self._check_shape(path, tuple(self._keras.input_shape))
-        self._compiled = tf.function(lambda x: self._keras(x, training=False), reduce_retracing=True)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            self._compiled = tf.function(lambda x: self._keras(x, training=False), reduce_retracing=True)
+        else:  # a GPU machine's JAX (teacher targets for `train --accelerator`): Keras compiles it
+            self._compiled = self._keras.predict_on_batch
 
     def _check_shape(self, path: Path, shape: tuple) -> None:
         expected = (self.input_size, self.input_size, 1)

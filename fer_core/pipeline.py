@@ -11,66 +11,24 @@ shipped models weakest in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import keras
 import numpy as np
 import tensorflow as tf
 
+from fer_core.augmentation import PHOTO_AUGMENT, AugmentConfig, erasing_mask, geometric_layers
 from fer_core.classes import NUM_CLASSES
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    flip: bool = True
-    rotation_degrees: float = 10.0
-    shift: float = 0.1  # fraction of the side
-    zoom: float = 0.1
-    erasing_probability: float = 0.5
-    erasing_area: tuple[float, float] = (0.02, 0.2)
-    # Photometric jitter, off by default (the shipped models' recipe). `photometric_probability`
-    # is the share of faces that get it; each of those draws every change below independently.
-    photometric_probability: float = 0.0
-    gamma: float = 1.0  # gamma drawn log-uniformly from [1/gamma, gamma]
-    contrast: float = 0.0  # contrast factor from [1 - contrast, 1 + contrast], around the face's mean
-    brightness: float = 0.0  # added to every pixel, from [-brightness, brightness] (pixels in [0, 1])
-    noise: float = 0.0  # Gaussian noise whose sigma is drawn from [0, noise]
-    blur_probability: float = 0.0  # share of jittered faces blended towards a 3x3 binomial blur
-    jpeg_probability: float = 0.0  # share of jittered faces re-encoded as JPEG
-    jpeg_quality: tuple[int, int] = (20, 90)
-
-
-# What `train --photo-augment` turns on: exposure up to gamma 2 either way, contrast and brightness
-# +-40% / +-0.15, noise up to 12 grey levels, blur and JPEG (quality 20-90) on a third each.
-PHOTO_AUGMENT = AugmentConfig(
-    photometric_probability=0.5, gamma=2.0, contrast=0.4, brightness=0.15, noise=12 / 255,
-    blur_probability=0.3, jpeg_probability=0.3,
-)
+__all__ = ["PHOTO_AUGMENT", "AugmentConfig", "BatchAugmenter", "make_dataset", "mixup"]
 
 
 def _random_erasing(images: tf.Tensor, probability: float, area: tuple[float, float]) -> tf.Tensor:
-    """Blank one random rectangle per image with noise (Zhong et al. 2017), vectorised over a batch."""
+    """Blank one random rectangle per image with noise (Zhong et al. 2017), vectorised over a batch;
+    the rectangle is `augmentation.erasing_mask`'s, as on the accelerator path."""
     shape = tf.shape(images)
-    batch, height, width = shape[0], shape[1], shape[2]
-    height_f, width_f = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-    target_area = tf.random.uniform([batch], area[0], area[1]) * height_f * width_f
-    log_ratio = tf.random.uniform([batch], np.log(0.3), np.log(1 / 0.3))
-    aspect = tf.exp(log_ratio)
-    erase_h = tf.clip_by_value(tf.sqrt(target_area * aspect), 1.0, height_f)
-    erase_w = tf.clip_by_value(tf.sqrt(target_area / aspect), 1.0, width_f)
-    top = tf.random.uniform([batch]) * (height_f - erase_h)
-    left = tf.random.uniform([batch]) * (width_f - erase_w)
-    rows = tf.range(height_f)[tf.newaxis, :, tf.newaxis]
-    cols = tf.range(width_f)[tf.newaxis, tf.newaxis, :]
-    inside = (
-        (rows >= top[:, None, None])
-        & (rows < (top + erase_h)[:, None, None])
-        & (cols >= left[:, None, None])
-        & (cols < (left + erase_w)[:, None, None])
-    )
+    batch = shape[0]
+    mask = erasing_mask(images.shape[1], images.shape[2], area, tf.random.uniform([4, batch]))
     apply = tf.random.uniform([batch]) < probability
-    mask = tf.logical_and(inside, apply[:, None, None])[..., tf.newaxis]
-    noise = tf.random.uniform(tf.shape(images), dtype=images.dtype)
+    mask = tf.logical_and(mask, apply[:, None, None, None])
+    noise = tf.random.uniform(shape, dtype=images.dtype)
     return tf.where(mask, noise, images)
 
 
@@ -120,18 +78,9 @@ class BatchAugmenter:
     """Random geometric, erasing and (optional) photometric augmentation for batches of
     (N, S, S, 1) floats in [0, 1]."""
 
-    def __init__(self, config: AugmentConfig = AugmentConfig(), seed: int | None = None):
-        self.config = config
-        steps: list[keras.layers.Layer] = []
-        if config.flip:
-            steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
-        if config.rotation_degrees:
-            steps.append(keras.layers.RandomRotation(config.rotation_degrees / 360.0, fill_mode="nearest", seed=seed))
-        if config.zoom:
-            steps.append(keras.layers.RandomZoom(config.zoom, fill_mode="nearest", seed=seed))
-        if config.shift:
-            steps.append(keras.layers.RandomTranslation(config.shift, config.shift, fill_mode="nearest", seed=seed))
-        self.steps = steps
+    def __init__(self, config: AugmentConfig | None = None, seed: int | None = None):
+        self.config = config = config or AugmentConfig()
+        self.steps = geometric_layers(config, seed)
 
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
         for step in self.steps:

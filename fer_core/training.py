@@ -34,7 +34,6 @@ from fer_core import distillation, zoo
 from fer_core.card import CARD_FILE, HISTORY_FILE, KERAS_FILE, LINEAGE_FILE, load_keras_model, read_history, sha256_of
 from fer_core.data import FaceDataset, load_dataset
 from fer_core.errors import FerError, ModelError
-from fer_core.pipeline import PHOTO_AUGMENT, AugmentConfig, make_dataset
 from fer_core.progress import TrainingCancelled, TrainingReporter
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingCancelled", "TrainingReporter", "read_history", "train"]
@@ -173,15 +172,31 @@ def load_training_data(config: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
     return train.subset(~is_val), train.subset(is_val, source)
 
 
+@keras.saving.register_keras_serializable(package="fer_core")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to the peak over `warmup` steps, then cosine decay to zero at step `total`."""
+
+    def __init__(self, peak: float, warmup: int, total: int):
+        self.peak, self.warmup, self.total = float(peak), max(1, int(warmup)), max(int(warmup) + 1, int(total))
+
+    @classmethod
+    def for_run(cls, config: TrainConfig, steps_per_epoch: int) -> WarmupCosine:
+        return cls(config.learning_rate, int(config.warmup_epochs * steps_per_epoch), config.epochs * steps_per_epoch)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        rising = self.peak * (step + 1.0) / self.warmup
+        progress = keras.ops.minimum(1.0, (step - self.warmup) / (self.total - self.warmup))
+        falling = self.peak * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+        return keras.ops.where(step < self.warmup, rising, falling)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
+
+
 def learning_rate_at(step: int, config: TrainConfig, steps_per_epoch: int) -> float:
-    """Linear warm-up to the peak, then cosine decay to zero at the last step."""
-    peak = float(config.learning_rate)
-    warmup = max(1, int(config.warmup_epochs * steps_per_epoch))
-    total = max(warmup + 1, config.epochs * steps_per_epoch)
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / (total - warmup))
-    return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+    """The learning rate at `step` (the CPU path sets it per step, so a resumed run may add epochs)."""
+    return float(keras.ops.convert_to_numpy(WarmupCosine.for_run(config, steps_per_epoch)(step)))
 
 
 def initial_model_file(source: str | os.PathLike) -> Path:
@@ -221,13 +236,14 @@ def write_lineage(run_dir: Path, init_from: str | os.PathLike) -> None:
         _write_json(run_dir / LINEAGE_FILE, [dataclasses.asdict(step) for step in model_lineage(parent)])
 
 
-def _make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+def _make_optimizer(config: TrainConfig, schedule: WarmupCosine | None = None) -> keras.optimizers.Optimizer:
+    learning_rate = schedule or config.learning_rate
     if config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(
-            learning_rate=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay or None
+            learning_rate=learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay or None
         )
     elif config.optimizer == "adam":
-        optimizer = keras.optimizers.AdamW(learning_rate=config.learning_rate, weight_decay=config.weight_decay or 0.0)
+        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=config.weight_decay or 0.0)
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; use sgd or adam")
     return optimizer
@@ -254,8 +270,15 @@ class RunFolderCallback(keras.callbacks.Callback):
         best_epoch: int,
         train_images: int,
         reporter: TrainingReporter,
+        saved_model: keras.Model | None = None,
+        set_lr_per_step: bool = True,
     ):
+        """`saved_model`: what the checkpoints hold when it is not the model being fitted (the
+        accelerator path fits it wrapped in its augmentation layers). `set_lr_per_step` False:
+        the optimizer follows a `WarmupCosine` schedule of its own."""
         super().__init__()
+        self.saved_model = saved_model
+        self.set_lr_per_step = set_lr_per_step
         self.train_images = train_images
         self.run_dir = run_dir
         self.config = config
@@ -273,6 +296,8 @@ class RunFolderCallback(keras.callbacks.Callback):
         self.epoch = epoch + 1
 
     def on_train_batch_begin(self, batch, logs=None):
+        if not self.set_lr_per_step:
+            return
         step = int(self.model.optimizer.iterations.numpy())
         self.model.optimizer.learning_rate.assign(learning_rate_at(step, self.config, self.steps_per_epoch))
 
@@ -292,18 +317,19 @@ class RunFolderCallback(keras.callbacks.Callback):
         logs = logs or {}
         seconds = time.perf_counter() - self.epoch_started
         done = epoch + 1
-        _save_atomically(self.model, self.run_dir / CHECKPOINT_FILE)
+        saved = self.saved_model or self.model
+        _save_atomically(saved, self.run_dir / CHECKPOINT_FILE)
         val_accuracy = float(logs.get("val_accuracy", float("nan")))
         if val_accuracy > self.best:
             self.best, self.best_epoch = val_accuracy, done
-            _save_atomically(self.model, self.run_dir / BEST_FILE)
+            _save_atomically(saved, self.run_dir / BEST_FILE)
         row = {
             "epoch": done,
             "loss": logs.get("loss"),
             "accuracy": logs.get("accuracy"),
             "val_loss": logs.get("val_loss"),
             "val_accuracy": logs.get("val_accuracy"),
-            "lr": float(self.model.optimizer.learning_rate.numpy()),
+            "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             "seconds": round(seconds, 2),
         }
         _append_history(self.run_dir / HISTORY_FILE, row)
@@ -356,8 +382,8 @@ def _truncate_history(path: Path, epochs_done: int) -> None:
         _append_history(path, row)
 
 
-def _compile_for(model: keras.Model, config: TrainConfig) -> None:
-    optimizer = _make_optimizer(config)
+def _compile_for(model: keras.Model, config: TrainConfig, schedule: WarmupCosine | None = None, **compile_args) -> None:
+    optimizer = _make_optimizer(config, schedule)
     _exclude_norms_and_biases(optimizer)
     if config.teacher:
         loss = distillation.DistillationLoss(config.distill_alpha, config.distill_temperature, config.label_smoothing)
@@ -365,7 +391,7 @@ def _compile_for(model: keras.Model, config: TrainConfig) -> None:
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
         metrics = ["accuracy"]
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_args)
 
 
 def _teacher_targets(
@@ -383,9 +409,13 @@ def _teacher_targets(
         return report
 
     cache = run_dir / TEACHER_CACHE
-    train_targets = distillation.cached_teacher_predictions(cache, config.teacher, train_set, config.teacher_tta, progress(0))
+    train_targets = distillation.cached_teacher_predictions(
+        cache, config.teacher, train_set, config.teacher_tta, progress(0), config.teacher_sha256
+    )
     val_cache = cache.with_name("teacher_val_targets.npz")
-    val_targets = distillation.cached_teacher_predictions(val_cache, config.teacher, val_set, config.teacher_tta, progress(len(train_set)))
+    val_targets = distillation.cached_teacher_predictions(
+        val_cache, config.teacher, val_set, config.teacher_tta, progress(len(train_set)), config.teacher_sha256
+    )
     return train_targets, val_targets
 
 
@@ -422,6 +452,8 @@ def train(
     _write_json(run_dir / CONFIG_FILE, dataclasses.asdict(config))
     if config.init_from and not resume:
         write_lineage(run_dir, config.init_from)
+
+    from fer_core.pipeline import PHOTO_AUGMENT, AugmentConfig, make_dataset  # TensorFlow: the CPU path only
 
     keras.utils.set_random_seed(config.seed + state["epochs_done"])
     keras.mixed_precision.set_global_policy(config.precision)

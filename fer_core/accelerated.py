@@ -1,0 +1,177 @@
+"""Training on a GPU machine that has JAX but no TensorFlow (`train --accelerator`).
+
+The CPU path (`training.train`) feeds a tf.data pipeline that augments batches beside the model.
+A GPU would wait on that pipeline, and the GPU machines this project borrows have no TensorFlow.
+Here Keras runs on JAX (`KERAS_BACKEND=jax`), the faces sit in memory, and the same augmentation
+(`augmentation.geometric_layers` and `RandomErasing`, written once for both paths) runs inside the
+jitted training step, in front of the zoo model. The learning rate follows the same warm-up and
+cosine curve (`training.WarmupCosine`), and the run folder is the CPU path's own
+(train_config.json, history.csv, checkpoints/best.keras, last.keras and state.json), holding the
+bare zoo model, so `python -m fer_core finalize RUN` on the CPU machine exports, evaluates and
+registers it unchanged. A teacher's targets come from the run's cache, made on the CPU machine,
+when the teacher itself did not travel.
+
+Not on this path yet: mixup, photometric jitter (its JPEG step is TensorFlow's), and resuming;
+runs on a borrowed GPU are short enough to start over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from fer_core import zoo
+from fer_core.augmentation import AugmentConfig, RandomErasing, geometric_layers
+from fer_core.card import KERAS_FILE
+from fer_core.classes import NUM_CLASSES
+from fer_core.data import FaceDataset
+from fer_core.distillation import describe_teacher
+from fer_core.errors import FerError
+from fer_core.preprocessing import resize_gray
+from fer_core.progress import TrainingReporter
+from fer_core.training import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    STATE_FILE,
+    TEACHER_CACHE,
+    RunFolderCallback,
+    TrainConfig,
+    TrainResult,
+    WarmupCosine,
+    _compile_for,
+    _teacher_targets,
+    _write_json,
+    load_training_data,
+)
+
+
+class StopBeforeDeadline(keras.callbacks.Callback):
+    """Ends training after the epoch that leaves too little time for another (a borrowed machine's
+    call has a hard time limit); the epochs done stay in the run folder."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline = deadline
+        self.started = 0.0
+        self.longest = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.longest = max(self.longest, time.monotonic() - self.started)
+        if time.monotonic() + 1.5 * self.longest > self.deadline:
+            print(f"time limit: stopping after epoch {epoch + 1}", flush=True)
+            self.model.stop_training = True
+
+
+def model_inputs(dataset: FaceDataset, input_size: int) -> np.ndarray:
+    """uint8 faces (N, S, S) -> float32 (N, size, size, 1) in [0, 1], as pipeline._to_inputs."""
+    faces = dataset.images
+    if faces.shape[1] != input_size:
+        faces = np.stack([resize_gray(face, input_size) for face in faces])
+    return (faces.astype(np.float32) / 255.0)[..., None]
+
+
+def model_targets(dataset: FaceDataset, soft: np.ndarray | None) -> np.ndarray:
+    """One-hot labels, with the teacher's probabilities appended when distilling."""
+    targets = np.eye(NUM_CLASSES, dtype=np.float32)[dataset.labels]
+    return targets if soft is None else np.concatenate([targets, soft.astype(np.float32)], axis=1)
+
+
+def augmented(model: keras.Model, config: AugmentConfig, seed: int) -> keras.Model:
+    """`model` behind the training augmentation (active only when training), in float32."""
+    inputs = keras.Input(shape=model.input_shape[1:], name="face")
+    x = inputs
+    for layer in [*geometric_layers(config, seed), RandomErasing(config.erasing_probability, config.erasing_area, seed=seed)]:
+        x = layer(x)
+    wrapper = keras.Model(inputs, model(x), name=f"{model.name}_training")
+    if keras.backend.backend() == "jax":
+        # Keras marks its affine preprocessing layers unfit for XLA (TensorFlow's transform op is
+        # not); on JAX they are plain jax.numpy and compile. Without this the whole training step
+        # runs op by op, which on a GPU is slower than the CPU path.
+        for layer in wrapper._flatten_layers():
+            layer.supports_jit = True
+    return wrapper
+
+
+def _teacher_sha256(config: TrainConfig, run_dir: Path) -> str:
+    """The teacher's weights: from its folder when it travelled, else from the targets cached with
+    the run (made on the CPU machine from the weights that config names)."""
+    if (Path(config.teacher) / KERAS_FILE).is_file():
+        return describe_teacher(config.teacher)["sha256"]
+    cache = run_dir / TEACHER_CACHE
+    if not cache.is_file():
+        raise FerError(f"{config.teacher}: no teacher here and no cached targets in {cache}")
+    with np.load(cache) as cached:
+        return str(cached["teacher_sha256"])
+
+
+def train_accelerated(
+    config: TrainConfig, time_limit: float | None = None, steps_per_execution: int = 8, verbose: int = 2
+) -> TrainResult:
+    """Train a fresh run on the accelerator path; `time_limit` seconds end it early, between epochs."""
+    started = time.monotonic()
+    deadline = started + time_limit if time_limit else None
+    if config.mixup or config.photo_augment:
+        raise FerError("--accelerator does not do mixup or --photo-augment yet; train those on the CPU path")
+    run_dir = Path(config.out)
+    if (run_dir / CHECKPOINT_FILE).exists():
+        raise FerError(f"{run_dir}: a run is already there; the accelerator path starts runs afresh, choose another --out")
+    config = config.resolved()
+    if config.teacher:
+        config = dataclasses.replace(config, teacher_sha256=_teacher_sha256(config, run_dir))
+    (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / CONFIG_FILE, dataclasses.asdict(config))
+    (run_dir / HISTORY_FILE).unlink(missing_ok=True)
+
+    reporter = TrainingReporter()
+    train_set, val_set = load_training_data(config)
+    spec = zoo.get_spec(config.architecture)
+    train_soft = val_soft = None
+    if config.teacher:
+        train_soft, val_soft = _teacher_targets(config, run_dir, train_set, val_set, reporter)
+    x_train, y_train = model_inputs(train_set, spec.input_size), model_targets(train_set, train_soft)
+    x_val, y_val = model_inputs(val_set, spec.input_size), model_targets(val_set, val_soft)
+    print(f"training {config.architecture} on {len(train_set)} faces, validating on {len(val_set)} "
+          f"(Keras {keras.__version__} on {keras.backend.backend()}; faces and targets ready after "
+          f"{time.monotonic() - started:.0f}s)", flush=True)
+
+    keras.utils.set_random_seed(config.seed)
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    try:
+        augment = AugmentConfig() if config.augment else AugmentConfig(False, 0, 0, 0, 0)
+        keras.mixed_precision.set_global_policy(config.precision)
+        model = zoo.create_model(config.architecture, **({"weights": config.weights} if config.weights else {}))
+        keras.mixed_precision.set_global_policy("float32")  # the augmentation computes in float32
+        trainable = augmented(model, augment, config.seed)
+        _compile_for(trainable, config, WarmupCosine.for_run(config, steps_per_epoch),
+                     steps_per_execution=steps_per_execution, jit_compile=keras.backend.backend() == "jax")
+        callbacks: list[keras.callbacks.Callback] = [
+            RunFolderCallback(run_dir, config, steps_per_epoch, -1.0, 0, len(train_set), reporter,
+                              saved_model=model, set_lr_per_step=False)
+        ]
+        if deadline:
+            callbacks.append(StopBeforeDeadline(deadline))
+        trainable.fit(
+            x_train, y_train, batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
+            validation_data=(x_val, y_val), validation_batch_size=512, callbacks=callbacks, verbose=verbose,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
+    return TrainResult(
+        run_dir=run_dir,
+        epochs_done=state["epochs_done"],
+        best_epoch=state["best_epoch"],
+        best_val_accuracy=state["best_val_accuracy"],
+        stopped_early=state["epochs_done"] < config.epochs,
+    )

@@ -1,0 +1,151 @@
+"""fer_core.accelerated (`train --accelerator`) and fer_core.augmentation: augmentation inside the
+model, the warm-up/cosine schedule as an optimizer schedule, and a run folder that `finalize`
+takes as it takes a CPU run's.
+
+On the GPU machine this path runs on JAX; here it runs on TensorFlow, the backend this machine
+has. The code is the same Keras, so what is checked here (the run folder, the saved bare model,
+the schedule, distillation from a cached teacher) holds there.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from fer_core import cli
+from fer_core.accelerated import augmented, model_targets
+from fer_core.augmentation import AugmentConfig, RandomErasing, erasing_mask
+from fer_core.card import read_card
+from fer_core.data import FaceDataset
+from fer_core.training import (
+    BEST_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    STATE_FILE,
+    TEACHER_CACHE,
+    TrainConfig,
+    WarmupCosine,
+    learning_rate_at,
+)
+
+
+def test_random_erasing_layer_blanks_one_rectangle_in_training_only():
+    layer = RandomErasing(probability=1.0, seed=3)
+    zeros = np.zeros((16, 48, 48, 1), np.float32)
+    assert np.array_equal(keras.ops.convert_to_numpy(layer(zeros, training=False)), zeros)
+    erased = keras.ops.convert_to_numpy(layer(zeros, training=True))[..., 0]
+    for image in erased:
+        rows, cols = np.nonzero(image)
+        assert len(rows) > 0, "nothing was erased"
+        box = image[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.size <= 0.2 * 48 * 48 * 1.2
+        assert (box > 0).mean() > 0.95
+
+
+def test_erasing_mask_covers_the_drawn_area_at_the_drawn_place():
+    # area fraction 0.1 of 40x40 = 160 px, aspect 1 (the middle of the log range), top-left corner
+    uniforms = np.array([[0.5], [0.5], [0.0], [0.0]], np.float32)
+    mask = keras.ops.convert_to_numpy(erasing_mask(40, 40, (0.0, 0.2), uniforms))[0, ..., 0]
+    side = int(np.ceil(np.sqrt(160)))
+    assert mask[:side, :side].all() and mask.sum() == side * side and not mask[side:, :].any()
+
+
+def test_augmentation_changes_faces_when_training_and_passes_them_unchanged_otherwise():
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(7, activation="softmax")])
+    wrapped = augmented(model, AugmentConfig(), seed=1)
+    faces = np.random.default_rng(0).random((8, 48, 48, 1)).astype(np.float32)
+    augment = keras.Model(wrapped.input, wrapped.layers[-2].output)  # the last augmentation step
+    assert np.allclose(keras.ops.convert_to_numpy(augment(faces, training=False)), faces)
+    changed = keras.ops.convert_to_numpy(augment(faces, training=True))
+    assert sum(not np.allclose(a, b) for a, b in zip(changed, faces, strict=True)) >= 6
+
+
+def test_the_schedule_object_follows_the_cpu_paths_learning_rates():
+    config = TrainConfig("resnet_fer_small", "x", "y", epochs=5, learning_rate=0.1, warmup_epochs=1.0)
+    schedule = WarmupCosine.for_run(config, steps_per_epoch=20)
+    for step in (0, 10, 19, 20, 55, 99, 100):
+        assert float(keras.ops.convert_to_numpy(schedule(step))) == pytest.approx(learning_rate_at(step, config, 20), abs=1e-6)
+    assert WarmupCosine(**schedule.get_config()).get_config() == schedule.get_config()
+
+
+def test_distillation_targets_append_the_teachers_probabilities():
+    dataset = FaceDataset(np.zeros((3, 48, 48), np.uint8), np.array([0, 3, 6]), "x")
+    soft = np.full((3, 7), 1 / 7, np.float32)
+    targets = model_targets(dataset, soft)
+    assert targets.shape == (3, 14) and list(targets[:, :7].argmax(axis=1)) == [0, 3, 6]
+    assert np.allclose(targets[:, 7:], soft)
+
+
+@pytest.fixture(scope="module")
+def accelerated_run(tmp_path_factory: pytest.TempPathFactory, make_image_folder) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("accelerated")
+    paths = {
+        "train": make_image_folder(base / "train", per_class=10, seed=1),
+        "val": make_image_folder(base / "val", per_class=2, seed=2),
+        "run": base / "run",
+    }
+    status = cli.main([
+        "train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(paths["train"]), "--val", str(paths["val"]),
+        "--out", str(paths["run"]), "--epochs", "2", "--batch-size", "35", "--warmup-epochs", "0.5", "--time-limit", "600",
+    ])
+    assert status == 0
+    return paths
+
+
+def test_an_accelerator_run_folder_is_a_cpu_run_folder_that_finalize_takes(accelerated_run, capsys):
+    run = accelerated_run["run"]
+    for name in (CONFIG_FILE, "history.csv", CHECKPOINT_FILE, BEST_FILE, STATE_FILE):
+        assert (run / name).is_file(), f"{name} missing"
+    with (run / "history.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    # the schedule's value at the end of each epoch (2 steps an epoch, 1 of warm-up, 4 in all)
+    config = TrainConfig(**json.loads((run / CONFIG_FILE).read_text()))
+    assert [float(row["lr"]) for row in rows] == pytest.approx([learning_rate_at(s, config, 2) for s in (2, 4)], abs=1e-6)
+    checkpoint = keras.saving.load_model(run / BEST_FILE)
+    assert checkpoint.name == "resnet_fer_small"  # the bare zoo model, not its training wrapper
+    assert not any("erasing" in layer.name or "random" in layer.name for layer in checkpoint.layers)
+    capsys.readouterr()
+    assert cli.main(["finalize", "--run", str(run), "--tflite-weights", "float32"]) == 0
+    card = read_card(run)
+    state = json.loads((run / STATE_FILE).read_text())
+    assert card.metrics["val_accuracy"] == pytest.approx(state["best_val_accuracy"], abs=1 / 14 + 1e-6)
+
+
+def test_a_student_distils_from_cached_targets_when_the_teacher_did_not_travel(accelerated_run, tmp_path, capsys):
+    """The GPU machine gets the run folder with the teacher's cached targets, not the teacher."""
+    finalized = accelerated_run["run"]
+    if not (finalized / "card.json").is_file():
+        pytest.skip("needs the finalized run of the previous test")
+    teacher = tmp_path / "teacher"
+    shutil.copytree(finalized, teacher, ignore=shutil.ignore_patterns("checkpoints"))
+    student = tmp_path / "student"
+    args = ["train", "--arch", "resnet_fer_small", "--data", str(accelerated_run["train"]), "--val", str(accelerated_run["val"]),
+            "--epochs", "1", "--batch-size", "35", "--teacher", str(teacher), "--no-finalize"]
+    assert cli.main([*args, "--out", str(tmp_path / "cpu_student")]) == 0  # makes the cache on "the CPU machine"
+    (student / "checkpoints").mkdir(parents=True)
+    for name in ("teacher_targets.npz", "teacher_val_targets.npz"):
+        shutil.copy(tmp_path / "cpu_student" / "checkpoints" / name, student / "checkpoints" / name)
+    sha256 = json.loads((tmp_path / "cpu_student" / CONFIG_FILE).read_text())["teacher_sha256"]
+    (teacher / "model.keras").unlink()  # the teacher did not travel
+    assert cli.main([*args[:-1], "--accelerator", "--out", str(student)]) == 0
+    config = json.loads((student / CONFIG_FILE).read_text())
+    assert config["teacher_sha256"] == sha256 and config["teacher"] == str(teacher)
+    with np.load(student / TEACHER_CACHE) as cached:
+        assert str(cached["teacher_sha256"]) == sha256
+
+
+def test_without_the_teacher_or_its_cache_the_accelerator_path_says_so(tmp_path, make_image_folder, capsys):
+    data = make_image_folder(tmp_path / "faces", per_class=2, seed=4)
+    teacher = tmp_path / "gone"
+    teacher.mkdir()
+    status = cli.main(["train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(data), "--val", str(data),
+                       "--out", str(tmp_path / "run"), "--epochs", "1", "--teacher", str(teacher)])
+    assert status == 2
+    assert "no cached targets" in capsys.readouterr().err
