@@ -18,7 +18,6 @@ runs on a borrowed GPU are short enough to start over.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -40,7 +39,6 @@ from fer_core.training import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     HISTORY_FILE,
-    STATE_FILE,
     TEACHER_CACHE,
     RunFolderCallback,
     TrainConfig,
@@ -167,11 +165,4 @@ def train_accelerated(
         )
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
-    return TrainResult(
-        run_dir=run_dir,
-        epochs_done=state["epochs_done"],
-        best_epoch=state["best_epoch"],
-        best_val_accuracy=state["best_val_accuracy"],
-        stopped_early=state["epochs_done"] < config.epochs,
-    )
+    return TrainResult.of_run(run_dir, config)

@@ -98,6 +98,18 @@ class TrainResult:
     best_val_accuracy: float
     stopped_early: bool
 
+    @classmethod
+    def of_run(cls, run_dir: Path, config: TrainConfig) -> TrainResult:
+        """Where a run stands, from its state file (written after each finished epoch)."""
+        state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
+        return cls(
+            run_dir=run_dir,
+            epochs_done=state["epochs_done"],
+            best_epoch=state["best_epoch"],
+            best_val_accuracy=state["best_val_accuracy"],
+            stopped_early=state["epochs_done"] < config.epochs,
+        )
+
 
 def _is_dataset_root(path: str) -> bool:
     from fer_core.dataset_store import is_dataset_root
@@ -504,11 +516,4 @@ def train(
             )
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    state = json.loads(state_path.read_text(encoding="utf-8"))
-    return TrainResult(
-        run_dir=run_dir,
-        epochs_done=state["epochs_done"],
-        best_epoch=state["best_epoch"],
-        best_val_accuracy=state["best_val_accuracy"],
-        stopped_early=state["epochs_done"] < config.epochs,
-    )
+    return TrainResult.of_run(run_dir, config)
