@@ -168,6 +168,21 @@ def make_image_folder() -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture(scope="session")
+def make_training_folders(make_image_folder) -> Callable[[Path], dict[str, Path]]:
+    """Factory: under `base`, 70 synthetic training faces (10 a class), 14 validation faces, and
+    where a training run goes; returns {"train", "val", "run"} paths."""
+
+    def make(base: Path) -> dict[str, Path]:
+        return {
+            "train": make_image_folder(base / "train", per_class=10, seed=1),
+            "val": make_image_folder(base / "val", per_class=2, seed=2),
+            "run": base / "run",
+        }
+
+    return make
+
+
 CSV_CLASS_TO_CODE = {name: code for code, name in CSV_CODE_TO_CLASS.items()}
 
 

@@ -83,13 +83,8 @@ def test_distillation_targets_append_the_teachers_probabilities():
 
 
 @pytest.fixture(scope="module")
-def accelerated_run(tmp_path_factory: pytest.TempPathFactory, make_image_folder) -> dict[str, Path]:
-    base = tmp_path_factory.mktemp("accelerated")
-    paths = {
-        "train": make_image_folder(base / "train", per_class=10, seed=1),
-        "val": make_image_folder(base / "val", per_class=2, seed=2),
-        "run": base / "run",
-    }
+def accelerated_run(tmp_path_factory: pytest.TempPathFactory, make_training_folders) -> dict[str, Path]:
+    paths = make_training_folders(tmp_path_factory.mktemp("accelerated"))
     status = cli.main([
         "train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(paths["train"]), "--val", str(paths["val"]),
         "--out", str(paths["run"]), "--epochs", "2", "--batch-size", "35", "--warmup-epochs", "0.5", "--time-limit", "600",

@@ -33,14 +33,9 @@ from fer_core.training import (
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, make_image_folder) -> dict[str, Path]:
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, make_training_folders) -> dict[str, Path]:
     """Train resnet_fer_small for one epoch on 70 synthetic faces, validating on 14."""
-    base = tmp_path_factory.mktemp("training")
-    paths = {
-        "train": make_image_folder(base / "train", per_class=10, seed=1),
-        "val": make_image_folder(base / "val", per_class=2, seed=2),
-        "run": base / "run",
-    }
+    paths = make_training_folders(tmp_path_factory.mktemp("training"))
     status = cli.main(train_args(paths, epochs=1) + ["--no-finalize"])
     assert status == 0
     return paths
