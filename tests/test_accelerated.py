@@ -136,6 +136,15 @@ def test_a_student_distils_from_cached_targets_when_the_teacher_did_not_travel(a
         assert str(cached["teacher_sha256"]) == sha256
 
 
+def test_what_the_accelerator_path_does_not_do_is_refused_in_one_line(tmp_path, make_image_folder, capsys):
+    data = make_image_folder(tmp_path / "faces", per_class=2, seed=4)
+    base = ["train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(data), "--out", str(tmp_path / "run")]
+    for extra, message in ((["--mixup", "0.2"], "mixup"), (["--resume"], "start afresh"), (["--register"], "start afresh")):
+        assert cli.main([*base, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / CHECKPOINT_FILE).exists()
+
+
 def test_without_the_teacher_or_its_cache_the_accelerator_path_says_so(tmp_path, make_image_folder, capsys):
     data = make_image_folder(tmp_path / "faces", per_class=2, seed=4)
     teacher = tmp_path / "gone"
