@@ -129,6 +129,29 @@ def test_export_rebuilds_the_served_file_in_float32_and_evaluates_it_again(tiny_
     assert read_card(folder).tflite_weights == "int8" and (folder / TFLITE_FILE).stat().st_size == int8_size
 
 
+def test_export_of_a_model_without_its_training_run_evaluates_on_the_cards_validation_data(tiny_run, tmp_path, capsys):
+    """A model folder copied from elsewhere may carry no training_config: the card's val_data is
+    enough; with neither, export says so."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_run["run"], folder, ignore=shutil.ignore_patterns("checkpoints"))
+    card_file = folder / CARD_FILE
+    card = json.loads(card_file.read_text())
+    card["training_config"] = {}
+    card_file.write_text(json.dumps(card))
+    assert cli.main(["export", "--model", str(folder), "--tflite-weights", "float32"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert read_card(folder).tflite_weights == "float32" and 0.0 <= metrics["val_accuracy"] <= 1.0
+    assert EvaluationReport.read_json(folder / EVALUATION_FILE).n_images == 14  # the card's 14 validation faces
+
+    card = json.loads(card_file.read_text())
+    card["val_data"] = ""
+    card_file.write_text(json.dumps(card))
+    assert cli.main(["export", "--model", str(folder), "--tflite-weights", "int8"]) == 2
+    assert "neither its training run nor validation data" in capsys.readouterr().err
+
+
 def test_export_of_a_folder_that_is_no_model_fails_clearly(tmp_path: Path, capsys):
     assert cli.main(["export", "--model", str(tmp_path), "--tflite-weights", "float32"]) == 2
     assert "not a model folder" in capsys.readouterr().err
