@@ -101,6 +101,18 @@ def augmented(model: keras.Model, config: AugmentConfig, seed: int) -> keras.Mod
     return wrapper
 
 
+def describe_accelerator() -> str:
+    """What trains: Keras, its backend and the device it runs on (recorded in the run's config)."""
+    device = keras.backend.backend()
+    if device == "jax":
+        import jax
+
+        first = jax.devices()[0]
+        kind = str(getattr(first, "device_kind", ""))
+        device = f"jax {jax.__version__}, {first.platform}" + (f" ({kind})" if kind and kind.lower() != first.platform else "")
+    return f"Keras {keras.__version__} on {device}"
+
+
 def _teacher_sha256(config: TrainConfig, run_dir: Path) -> str:
     """The teacher's weights: from its folder when it travelled, else from the targets cached with
     the run (made on the CPU machine from the weights that config names)."""
@@ -124,7 +136,7 @@ def train_accelerated(
     run_dir = Path(config.out)
     if (run_dir / CHECKPOINT_FILE).exists():
         raise FerError(f"{run_dir}: a run is already there; the accelerator path starts runs afresh, choose another --out")
-    config = config.resolved()
+    config = dataclasses.replace(config.resolved(), accelerator=describe_accelerator())
     if config.teacher:
         config = dataclasses.replace(config, teacher_sha256=_teacher_sha256(config, run_dir))
     (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)

@@ -153,6 +153,10 @@ def finalize_run(
         notes = (f"{notes}. Distilled from {teacher.get('name', config.teacher)} (model.keras sha256 "
                  f"{(config.teacher_sha256 or '')[:12]}, {config.teacher_tta} TTA targets, alpha {config.distill_alpha}, "
                  f"temperature {config.distill_temperature})")
+    if config.accelerator:
+        notes = f"{notes}. Trained with train --accelerator ({config.accelerator})"
+    if int(state["epochs_done"]) < config.epochs:
+        notes = f"{notes}. Stopped after epoch {state['epochs_done']} of {config.epochs}"
 
     trained = load_keras_model(source)
     model = to_float32(trained, config.architecture)

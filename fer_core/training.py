@@ -79,6 +79,7 @@ class TrainConfig:
     distill_alpha: float = 0.8  # weight of the teacher's targets against the true labels
     distill_temperature: float = 4.0
     seed: int = 1337
+    accelerator: str | None = None  # filled by `train --accelerator`: Keras, its backend and the device
 
     def resolved(self) -> TrainConfig:
         spec = zoo.get_spec(self.architecture)

@@ -109,8 +109,22 @@ def test_an_accelerator_run_folder_is_a_cpu_run_folder_that_finalize_takes(accel
     capsys.readouterr()
     assert cli.main(["finalize", "--run", str(run), "--tflite-weights", "float32"]) == 0
     card = read_card(run)
+    assert config.accelerator == f"Keras {keras.__version__} on {keras.backend.backend()}"
+    assert f"Trained with train --accelerator ({config.accelerator})" in card.notes and "Stopped after" not in card.notes
     state = json.loads((run / STATE_FILE).read_text())
     assert card.metrics["val_accuracy"] == pytest.approx(state["best_val_accuracy"], abs=1 / 14 + 1e-6)
+
+
+def test_a_time_limit_ends_the_run_between_epochs_and_the_card_says_so(make_training_folders, tmp_path, capsys):
+    paths = make_training_folders(tmp_path)
+    assert cli.main([
+        "train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(paths["train"]), "--val", str(paths["val"]),
+        "--out", str(paths["run"]), "--epochs", "4", "--batch-size", "35", "--time-limit", "1",
+    ]) == 0
+    assert json.loads((paths["run"] / STATE_FILE).read_text())["epochs_done"] == 1
+    assert "1 epochs" in capsys.readouterr().out
+    assert cli.main(["finalize", "--run", str(paths["run"]), "--tflite-weights", "float32"]) == 0
+    assert "Stopped after epoch 1 of 4" in read_card(paths["run"]).notes
 
 
 def test_a_student_distils_from_cached_targets_when_the_teacher_did_not_travel(accelerated_run, tmp_path, capsys):
