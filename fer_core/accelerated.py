@@ -32,7 +32,7 @@ from fer_core.classes import NUM_CLASSES
 from fer_core.data import FaceDataset
 from fer_core.distillation import describe_teacher
 from fer_core.errors import FerError
-from fer_core.preprocessing import resize_gray
+from fer_core.preprocessing import resize_faces, scale_pixels
 from fer_core.progress import TrainingReporter
 from fer_core.training import (
     CHECKPOINT_DIR,
@@ -49,6 +49,8 @@ from fer_core.training import (
     _write_json,
     load_training_data,
 )
+
+NO_AUGMENT = AugmentConfig(flip=False, rotation_degrees=0, shift=0, zoom=0, erasing_probability=0)
 
 
 class StopBeforeDeadline(keras.callbacks.Callback):
@@ -73,10 +75,7 @@ class StopBeforeDeadline(keras.callbacks.Callback):
 
 def model_inputs(dataset: FaceDataset, input_size: int) -> np.ndarray:
     """uint8 faces (N, S, S) -> float32 (N, size, size, 1) in [0, 1], as pipeline._to_inputs."""
-    faces = dataset.images
-    if faces.shape[1] != input_size:
-        faces = np.stack([resize_gray(face, input_size) for face in faces])
-    return (faces.astype(np.float32) / 255.0)[..., None]
+    return scale_pixels(resize_faces(dataset.images, input_size))
 
 
 def model_targets(dataset: FaceDataset, soft: np.ndarray | None) -> np.ndarray:
@@ -87,18 +86,18 @@ def model_targets(dataset: FaceDataset, soft: np.ndarray | None) -> np.ndarray:
 
 def augmented(model: keras.Model, config: AugmentConfig, seed: int) -> keras.Model:
     """`model` behind the training augmentation (active only when training), in float32."""
-    inputs = keras.Input(shape=model.input_shape[1:], name="face")
-    x = inputs
-    for layer in [*geometric_layers(config, seed), RandomErasing(config.erasing_probability, config.erasing_area, seed=seed)]:
-        x = layer(x)
-    wrapper = keras.Model(inputs, model(x), name=f"{model.name}_training")
+    steps = [*geometric_layers(config, seed), RandomErasing(config.erasing_probability, config.erasing_area, seed=seed)]
     if keras.backend.backend() == "jax":
         # Keras marks its affine preprocessing layers unfit for XLA (TensorFlow's transform op is
         # not); on JAX they are plain jax.numpy and compile. Without this the whole training step
         # runs op by op, which on a GPU is slower than the CPU path.
-        for layer in wrapper._flatten_layers():
+        for layer in steps:
             layer.supports_jit = True
-    return wrapper
+    inputs = keras.Input(shape=model.input_shape[1:], name="face")
+    x = inputs
+    for layer in steps:
+        x = layer(x)
+    return keras.Model(inputs, model(x), name=f"{model.name}_training")
 
 
 def describe_accelerator() -> str:
@@ -158,7 +157,7 @@ def train_accelerated(
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     try:
-        augment = AugmentConfig() if config.augment else AugmentConfig(False, 0, 0, 0, 0)
+        augment = AugmentConfig() if config.augment else NO_AUGMENT
         keras.mixed_precision.set_global_policy(config.precision)
         model = zoo.create_model(config.architecture, **({"weights": config.weights} if config.weights else {}))
         keras.mixed_precision.set_global_policy("float32")  # the augmentation computes in float32

@@ -26,7 +26,7 @@ from fer_core.card import KERAS_FILE, read_card, sha256_of
 from fer_core.classes import NUM_CLASSES
 from fer_core.data import FaceDataset
 from fer_core.errors import ModelError
-from fer_core.preprocessing import resize_gray
+from fer_core.preprocessing import resize_faces
 
 EPSILON = 1e-7
 TEACHER_BATCH = 512
@@ -55,9 +55,7 @@ def teacher_predictions(
     teacher = EmotionClassifier(teacher_dir, prefer_tflite=False)
     outputs = []
     for start in range(0, len(faces), TEACHER_BATCH):
-        batch = faces[start : start + TEACHER_BATCH]
-        if batch.shape[1] != teacher.input_size:
-            batch = np.stack([resize_gray(face, teacher.input_size) for face in batch])
+        batch = resize_faces(faces[start : start + TEACHER_BATCH], teacher.input_size)
         outputs.append(teacher.predict_faces(batch, tta=tta))
         if progress is not None:
             progress(min(start + TEACHER_BATCH, len(faces)), len(faces))

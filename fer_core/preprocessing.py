@@ -115,6 +115,13 @@ def crop_face(image: np.ndarray, box: Box, size: int, margin: float = DEFAULT_MA
     return resize_gray(crop, size)
 
 
+def resize_faces(faces: np.ndarray, size: int) -> np.ndarray:
+    """uint8 faces (N, S, S) at `size` x `size` (unchanged when S is already `size`)."""
+    if faces.shape[1] == size and faces.shape[2] == size:
+        return faces
+    return np.stack([resize_gray(face, size) for face in faces]) if len(faces) else faces.reshape(0, size, size)
+
+
 def scale_pixels(gray_batch: np.ndarray) -> np.ndarray:
     """uint8 (N, S, S) faces to the model's float32 (N, S, S, 1) input in [0, 1]."""
     batch = np.asarray(gray_batch, dtype=np.float32) * (1.0 / 255.0)

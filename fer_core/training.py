@@ -197,11 +197,19 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         return cls(config.learning_rate, int(config.warmup_epochs * steps_per_epoch), config.epochs * steps_per_epoch)
 
     def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
+        """In the optimizer's graph (the accelerator path)."""
+        ops = keras.ops
+        return self._curve(ops.cast(step, "float32"), ops.cos, ops.minimum, ops.where)
+
+    def value(self, step: int) -> float:
+        """In plain Python: what the CPU path sets before each step, at no tensor cost."""
+        return float(self._curve(float(step), math.cos, min, lambda before, rising, falling: rising if before else falling))
+
+    def _curve(self, step, cos, minimum, where):
         rising = self.peak * (step + 1.0) / self.warmup
-        progress = keras.ops.minimum(1.0, (step - self.warmup) / (self.total - self.warmup))
-        falling = self.peak * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
-        return keras.ops.where(step < self.warmup, rising, falling)
+        progress = minimum(1.0, (step - self.warmup) / (self.total - self.warmup))
+        falling = self.peak * 0.5 * (1.0 + cos(math.pi * progress))
+        return where(step < self.warmup, rising, falling)
 
     def get_config(self) -> dict:
         return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
@@ -209,7 +217,7 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
 def learning_rate_at(step: int, config: TrainConfig, steps_per_epoch: int) -> float:
     """The learning rate at `step` (the CPU path sets it per step, so a resumed run may add epochs)."""
-    return float(keras.ops.convert_to_numpy(WarmupCosine.for_run(config, steps_per_epoch)(step)))
+    return WarmupCosine.for_run(config, steps_per_epoch).value(step)
 
 
 def initial_model_file(source: str | os.PathLike) -> Path:

@@ -10,7 +10,16 @@ import pytest
 from PIL import Image
 
 from fer_core.image_io import decode_image
-from fer_core.preprocessing import Box, crop_face, downscale, resize_gray, scale_pixels, square_with_margin, to_gray
+from fer_core.preprocessing import (
+    Box,
+    crop_face,
+    downscale,
+    resize_faces,
+    resize_gray,
+    scale_pixels,
+    square_with_margin,
+    to_gray,
+)
 
 # --- Box ------------------------------------------------------------------------------------------
 
@@ -126,3 +135,12 @@ def test_every_decoded_mode_crops_to_the_same_face(mode: str, astronaut_rgb: np.
     crop = crop_face(decoded.rgb, Box(30, 30, 120, 120), 48)
     assert crop.shape == (48, 48)
     assert np.abs(crop.astype(int) - reference.astype(int)).mean() < 6
+
+
+def test_resize_faces_resizes_a_batch_and_passes_one_of_the_right_size_through():
+    faces = np.random.default_rng(0).integers(0, 256, (3, 64, 64), dtype=np.uint8)
+    resized = resize_faces(faces, 48)
+    assert resized.shape == (3, 48, 48) and resized.dtype == np.uint8
+    assert np.array_equal(resized[1], resize_gray(faces[1], 48))
+    assert resize_faces(resized, 48) is resized
+    assert resize_faces(np.zeros((0, 64, 64), np.uint8), 48).shape == (0, 48, 48)
