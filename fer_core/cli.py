@@ -152,7 +152,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from fer_core.errors import FerError
 
         if args.resume or args.register is not None:
-            raise FerError("--accelerator runs start afresh and are finalized (and registered) on the CPU machine")
+            raise FerError("--accelerator runs start afresh and are finalized (and registered) on the CPU machine; "
+                           "finish a stopped one there with train --resume")
         result = train_accelerated(config_from_args(args), time_limit=args.time_limit)
         print(f"{result.run_dir}: {result.epochs_done} epochs, best val accuracy {result.best_val_accuracy:.4f} "
               f"at epoch {result.best_epoch}; next, where TensorFlow is: python -m fer_core finalize --run {result.run_dir}")

@@ -415,6 +415,16 @@ def _compile_for(model: keras.Model, config: TrainConfig, schedule: WarmupCosine
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_args)
 
 
+def _continue_without_optimizer_state(model: keras.Model, config: TrainConfig, step: int) -> None:
+    """Resume from a checkpoint saved without its optimizer (the accelerator path saves the bare
+    model): a fresh optimizer that starts at `step`, so the schedule goes on where it stopped;
+    only the momentum starts again from zero."""
+    print(f"the checkpoint has no optimizer state (an accelerator run): the optimizer starts afresh "
+          f"at step {step}, only its momentum is lost", flush=True)
+    _compile_for(model, config)
+    model.optimizer.iterations.assign(step)
+
+
 def _teacher_targets(
     config: TrainConfig, run_dir: Path, train_set: FaceDataset, val_set: FaceDataset, reporter: TrainingReporter
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -503,7 +513,10 @@ def train(
         if resume:
             _truncate_history(run_dir / HISTORY_FILE, state["epochs_done"])
             model = keras.saving.load_model(run_dir / CHECKPOINT_FILE)
-            _exclude_norms_and_biases(model.optimizer)
+            if getattr(model, "optimizer", None) is None:
+                _continue_without_optimizer_state(model, config, state["epochs_done"] * steps_per_epoch)
+            else:
+                _exclude_norms_and_biases(model.optimizer)
         else:
             (run_dir / HISTORY_FILE).unlink(missing_ok=True)
             kwargs = {"weights": config.weights} if config.weights else {}

@@ -127,6 +127,29 @@ def test_a_time_limit_ends_the_run_between_epochs_and_the_card_says_so(make_trai
     assert "Stopped after epoch 1 of 4" in read_card(paths["run"]).notes
 
 
+def test_a_gpu_run_stopped_early_is_finished_on_the_cpu_path_with_resume(make_training_folders, tmp_path, capsys):
+    """The accelerator path saves the bare model: the CPU path resumes it with a fresh optimizer
+    that starts where the schedule stopped."""
+    paths = make_training_folders(tmp_path)
+    common = ["--arch", "resnet_fer_small", "--data", str(paths["train"]), "--val", str(paths["val"]),
+              "--out", str(paths["run"]), "--epochs", "4", "--batch-size", "35", "--warmup-epochs", "0.5"]
+    assert cli.main(["train", "--accelerator", *common, "--time-limit", "1"]) == 0
+    stopped = keras.saving.load_model(paths["run"] / CHECKPOINT_FILE)
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", *common, "--no-finalize"]) == 0
+    assert "the optimizer starts afresh at step 2" in capsys.readouterr().out
+    with (paths["run"] / "history.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["1", "2", "3", "4"]
+    config = TrainConfig(**json.loads((paths["run"] / CONFIG_FILE).read_text()))
+    # the CPU path sets each step's rate before the step; the row shows the epoch's last one
+    assert [float(row["lr"]) for row in rows[1:]] == pytest.approx([learning_rate_at(s, config, 2) for s in (3, 5, 7)], abs=1e-6)
+    finished = keras.saving.load_model(paths["run"] / CHECKPOINT_FILE)
+    assert finished.optimizer is not None  # the CPU path's checkpoints hold the optimizer again
+    assert any(not np.allclose(a, b) for a, b in zip(stopped.get_weights(), finished.get_weights(), strict=True))
+    assert json.loads((paths["run"] / STATE_FILE).read_text())["epochs_done"] == 4
+
+
 def test_a_student_distils_from_cached_targets_when_the_teacher_did_not_travel(accelerated_run, tmp_path, capsys):
     """The GPU machine gets the run folder with the teacher's cached targets, not the teacher."""
     finalized = accelerated_run["run"]
@@ -153,7 +176,7 @@ def test_a_student_distils_from_cached_targets_when_the_teacher_did_not_travel(a
 def test_what_the_accelerator_path_does_not_do_is_refused_in_one_line(tmp_path, make_image_folder, capsys):
     data = make_image_folder(tmp_path / "faces", per_class=2, seed=4)
     base = ["train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(data), "--out", str(tmp_path / "run")]
-    for extra, message in ((["--mixup", "0.2"], "mixup"), (["--resume"], "start afresh"), (["--register"], "start afresh")):
+    for extra, message in ((["--mixup", "0.2"], "mixup"), (["--resume"], "finish a stopped one there with train --resume"), (["--register"], "start afresh")):
         assert cli.main([*base, *extra]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "run" / CHECKPOINT_FILE).exists()
