@@ -11,8 +11,8 @@ bare zoo model, so `python -m fer_core finalize RUN` on the CPU machine exports,
 registers it unchanged. A teacher's targets come from the run's cache, made on the CPU machine,
 when the teacher itself did not travel.
 
-Not on this path yet: mixup, photometric jitter (its JPEG step is TensorFlow's), and resuming;
-runs on a borrowed GPU are short enough to start over.
+Not on this path yet: mixup, photometric jitter (its JPEG step is TensorFlow's), and resuming
+here; a run that a time limit stopped is finished on the CPU path (`train --resume`).
 """
 
 from __future__ import annotations
