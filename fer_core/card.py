@@ -57,7 +57,8 @@ class ModelCard:
     val_images: int = 0
     epochs_trained: int = 0
     best_epoch: int = 0  # the epoch whose weights these are
-    checkpoint: str = "best"  # how that epoch was chosen: "best" single-pass val accuracy, or "last"
+    checkpoint: str = "best"  # how that epoch was chosen: "best" single-pass val accuracy, "last", or "average"
+    averaged_epochs: int = 0  # checkpoint "average": the weights are the mean of this many epochs, ending at best_epoch
     seconds_per_epoch: float = 0.0
     training_config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)

@@ -55,6 +55,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--distill-alpha", type=float, default=0.8, help="weight of the teacher's targets (0-1)")
     parser.add_argument("--distill-temperature", type=float, default=4.0)
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--average-last", type=int, default=0, metavar="N",
+                        help="also keep the mean weights of the last N epochs (checkpoints/average.keras); "
+                             "the finished run serves them (finalize --checkpoint average)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-finalize", action="store_true", help="skip writing model.keras/card/evaluation at the end")
     parser.add_argument("--register", nargs="?", const="", metavar="NAME",
@@ -97,6 +100,7 @@ def train_argv(config: TrainConfig, resume: bool = False, register: str | None =
             "--distill-alpha": config.distill_alpha,
             "--distill-temperature": config.distill_temperature,
             "--seed": config.seed,
+            "--average-last": config.average_last or None,
         }
         for flag, value in options.items():
             if value is not None:
@@ -143,6 +147,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         distill_alpha=args.distill_alpha,
         distill_temperature=args.distill_temperature,
         seed=args.seed,
+        average_last=args.average_last,
     )
 
 
@@ -169,8 +174,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_finalize(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("finalize", help="turn a (stopped) training run into a model folder")
     parser.add_argument("--run", required=True, help="the run folder given to train --out")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                        help="best: the epoch with the best val accuracy (default); last: the final epoch")
+    parser.add_argument("--checkpoint", choices=("best", "last", "average"), default="best",
+                        help="best: the epoch with the best val accuracy (default); last: the final epoch; "
+                             "average: the mean weights of the last epochs (train --average-last)")
     _add_tflite_weights(parser)
 
 

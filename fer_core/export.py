@@ -1,6 +1,7 @@
 """Turning a finished (or stopped) training run into a servable model folder.
 
-`finalize_run` takes the best checkpoint, rebuilds it in float32 (training may run in
+`finalize_run` takes the best checkpoint (or the last, or the weight average of the last
+epochs), rebuilds it in float32 (training may run in
 mixed bfloat16), exports the compiled serving path (TFLite, by default with dynamic-range int8
 weights), evaluates it on the validation data and writes the card with checksums.
 
@@ -43,6 +44,7 @@ from fer_core.errors import FerError
 from fer_core.evaluation import TTA_MODES, evaluate, report_from_predictions
 from fer_core.reports import predict_dataset, store_evaluation
 from fer_core.training import (
+    AVERAGE_FILE,
     BEST_FILE,
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -90,7 +92,7 @@ def _count_training_images(config: TrainConfig) -> int:
     return len(load_training_data(config)[0])
 
 
-CHECKPOINTS = ("best", "last")
+CHECKPOINTS = ("best", "last", "average")
 
 
 def _teacher_record(config: TrainConfig) -> dict:
@@ -128,13 +130,19 @@ def finalize_run(
 
     `checkpoint` "best" takes the epoch with the best single-pass val accuracy; "last" the final
     epoch (at the end of a cosine schedule, often as good or better once test-time augmentation
-    is used, and chosen on val the same way). `tflite_weights` is the serving file's precision.
+    is used, and chosen on val the same way); "average" the mean weights of the last epochs of a
+    run trained with `average_last`. `tflite_weights` is the serving file's precision.
     """
     if checkpoint not in CHECKPOINTS:
-        raise FerError(f"unknown checkpoint {checkpoint!r}; use best or last")
+        raise FerError(f"unknown checkpoint {checkpoint!r}; use {', '.join(CHECKPOINTS)}")
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
-    if checkpoint == "best" and (run_dir / BEST_FILE).is_file():
+    if checkpoint == "average":
+        source = run_dir / AVERAGE_FILE
+        if config_path.is_file() and not source.is_file():
+            raise FerError(f"{run_dir}: no averaged weights ({AVERAGE_FILE}); they come from train --average-last N, "
+                           "once the run reaches its last N epochs")
+    elif checkpoint == "best" and (run_dir / BEST_FILE).is_file():
         source = run_dir / BEST_FILE
     else:
         source, checkpoint = run_dir / CHECKPOINT_FILE, "last"
@@ -142,6 +150,7 @@ def finalize_run(
         raise FerError(f"{run_dir}: not a training run (needs {CONFIG_FILE} and {source.relative_to(run_dir)})")
     config = TrainConfig(**json.loads(config_path.read_text(encoding="utf-8")))
     state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
+    averaged = int(state.get("averaged_epochs", 0)) if checkpoint == "average" else 0
     spec = zoo.get_spec(config.architecture)
     notes = spec.description
     if config.init_from:
@@ -157,6 +166,9 @@ def finalize_run(
         notes = f"{notes}. Trained with train --accelerator ({config.accelerator})"
     if int(state["epochs_done"]) < config.epochs:
         notes = f"{notes}. Stopped after epoch {state['epochs_done']} of {config.epochs}"
+    if averaged:
+        first = int(state["epochs_done"]) - averaged + 1
+        notes = f"{notes}. Weights averaged over epochs {first}-{state['epochs_done']} ({averaged} epochs)"
 
     trained = load_keras_model(source)
     model = to_float32(trained, config.architecture)
@@ -178,6 +190,7 @@ def finalize_run(
         epochs_trained=int(state["epochs_done"]),
         best_epoch=int(state["best_epoch"] if checkpoint == "best" else state["epochs_done"]),
         checkpoint=checkpoint,
+        averaged_epochs=averaged,
         seconds_per_epoch=float(np.median([row["seconds"] for row in history])) if history else 0.0,
         training_config=dataclasses.asdict(config),
         teacher=teacher,

@@ -9,6 +9,11 @@ The learning rate is set every step from the global step (warm-up then cosine), 
 stored as a schedule object, so a resumed run may change `--epochs` and needs no custom objects
 to load.
 
+With `average_last` N, `checkpoints/average.keras` holds the mean of the weights (batch-norm
+statistics included) of the run's last N epochs, a running mean updated after each of them: at the
+end of a cosine schedule the epochs' weights scatter around a better point than any one of them
+(stochastic weight averaging's tail). `finalize_run(checkpoint="average")` serves it.
+
 A fine-tune (`init_from`) writes `lineage.json`: every ancestor's card and history, so a model
 folder carries its whole learning curve. A distilled run (`teacher`) trains on the teacher's
 test-time-augmented predictions (fer_core.distillation). Progress and cancellation go through a
@@ -41,6 +46,7 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingCancelled", "TrainingReporter"
 CHECKPOINT_DIR = "checkpoints"  # git-ignored: latest and best checkpoints, resume state
 CHECKPOINT_FILE = f"{CHECKPOINT_DIR}/last.keras"
 BEST_FILE = f"{CHECKPOINT_DIR}/best.keras"
+AVERAGE_FILE = f"{CHECKPOINT_DIR}/average.keras"
 STATE_FILE = f"{CHECKPOINT_DIR}/state.json"
 TEACHER_CACHE = f"{CHECKPOINT_DIR}/teacher_targets.npz"
 CONFIG_FILE = "train_config.json"
@@ -79,6 +85,7 @@ class TrainConfig:
     distill_alpha: float = 0.8  # weight of the teacher's targets against the true labels
     distill_temperature: float = 4.0
     seed: int = 1337
+    average_last: int = 0  # average the weights of the last N epochs into checkpoints/average.keras; 0: off
     accelerator: str | None = None  # filled by `train --accelerator`: Keras, its backend and the device
 
     def resolved(self) -> TrainConfig:
@@ -309,6 +316,9 @@ class RunFolderCallback(keras.callbacks.Callback):
         self.reporter = reporter
         self.epoch_started = 0.0
         self.epoch = 0
+        self.average: list[np.ndarray] | None = None  # running mean of the last epochs' weights
+        self.averaged_epochs = 0
+        self.average_model: keras.Model | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.reporter.check_cancel()
@@ -344,6 +354,12 @@ class RunFolderCallback(keras.callbacks.Callback):
         if val_accuracy > self.best:
             self.best, self.best_epoch = val_accuracy, done
             _save_atomically(saved, self.run_dir / BEST_FILE)
+        window_start = self.config.epochs - self.config.average_last + 1
+        if self.config.average_last and done >= window_start:
+            self._add_to_average(saved, done - window_start + 1)
+        elif self.averaged_epochs:  # resumed with more epochs: the window has moved past this one
+            self.average, self.averaged_epochs = None, 0
+            (self.run_dir / AVERAGE_FILE).unlink(missing_ok=True)
         row = {
             "epoch": done,
             "loss": logs.get("loss"),
@@ -361,6 +377,7 @@ class RunFolderCallback(keras.callbacks.Callback):
                 "best_epoch": self.best_epoch,
                 "best_val_accuracy": self.best,
                 "train_images": self.train_images,
+                **({"averaged_epochs": self.averaged_epochs} if self.config.average_last else {}),
             },
         )
         print(
@@ -373,6 +390,30 @@ class RunFolderCallback(keras.callbacks.Callback):
         if done - self.best_epoch >= self.config.patience:
             print(f"early stopping: no better val_accuracy for {self.config.patience} epochs", flush=True)
             self.model.stop_training = True
+
+
+    def resume_average(self, averaged_epochs: int) -> None:
+        """Pick up the running mean a resumed run had saved (if it is still in its window)."""
+        if averaged_epochs and (self.run_dir / AVERAGE_FILE).is_file():
+            self.average = keras.saving.load_model(self.run_dir / AVERAGE_FILE, compile=False).get_weights()
+            self.averaged_epochs = averaged_epochs
+
+    def _add_to_average(self, saved: keras.Model, place: int) -> None:
+        """Fold this epoch's weights into the mean; `place` 1, the window's first epoch, starts it
+        afresh (so a resumed run given more epochs starts its window again)."""
+        weights = saved.get_weights()
+        if place == 1 or self.average is None:
+            self.average, self.averaged_epochs = [np.array(weight) for weight in weights], 1
+        else:
+            self.averaged_epochs += 1
+            self.average = [
+                mean + (weight - mean) / self.averaged_epochs if np.issubdtype(weight.dtype, np.floating) else weight
+                for mean, weight in zip(self.average, weights, strict=True)
+            ]
+        if self.average_model is None:  # a copy to save: the model in training keeps its weights
+            self.average_model = keras.models.clone_model(saved)
+        self.average_model.set_weights(self.average)
+        _save_atomically(self.average_model, self.run_dir / AVERAGE_FILE)
 
 
 def _save_atomically(model: keras.Model, path: Path) -> None:
@@ -465,8 +506,10 @@ def train(
         if not (run_dir / CONFIG_FILE).is_file():
             raise FerError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
         saved = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-        # The saved run wins, except for the number of epochs and the patience, which may grow.
-        config = dataclasses.replace(TrainConfig(**saved), epochs=config.epochs, patience=config.patience, out=str(run_dir))
+        # The saved run wins, except for the number of epochs and the patience, which may grow,
+        # and the weight average, which may be asked for late.
+        config = dataclasses.replace(TrainConfig(**saved), epochs=config.epochs, patience=config.patience, out=str(run_dir),
+                                     average_last=config.average_last or saved.get("average_last", 0))
         # A run stopped before its first epoch ended has no checkpoint: it starts again from epoch 1.
         resume = (run_dir / CHECKPOINT_FILE).is_file() and state_path.is_file()
         state = json.loads(state_path.read_text(encoding="utf-8")) if resume else fresh_state
@@ -527,6 +570,7 @@ def train(
         callback = RunFolderCallback(
             run_dir, config, steps_per_epoch, state["best_val_accuracy"], state["best_epoch"], len(train_set), reporter
         )
+        callback.resume_average(state.get("averaged_epochs", 0))
         if state["epochs_done"] < config.epochs and state["epochs_done"] - state["best_epoch"] < config.patience:
             model.fit(
                 train_data,

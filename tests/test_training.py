@@ -19,6 +19,7 @@ from fer_core.card import CARD_FILE, EVALUATION_FILE, KERAS_FILE, TFLITE_FILE, r
 from fer_core.data import FaceDataset
 from fer_core.evaluation import EvaluationReport
 from fer_core.training import (
+    AVERAGE_FILE,
     BEST_FILE,
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -186,6 +187,34 @@ def test_training_into_an_existing_run_or_resuming_nothing_fails_clearly(tiny_ru
     assert "empty_run: nothing to resume" in capsys.readouterr().err
     assert cli.main(["finalize", "--run", str(tmp_path)]) == 2
     assert "not a training run (needs train_config.json" in capsys.readouterr().err
+    assert cli.main(["finalize", "--run", str(tiny_run["run"]), "--checkpoint", "average"]) == 2
+    error = capsys.readouterr().err
+    assert "no averaged weights" in error and "train --average-last N" in error
+
+
+def test_the_last_epochs_weights_are_averaged_and_the_finished_run_serves_them(make_training_folders, tmp_path: Path):
+    """--average-last N keeps the running mean of the last N epochs' weights (batch-norm statistics
+    included) through a resume, and the finished run is finalized from it."""
+    import keras
+
+    paths = make_training_folders(tmp_path)
+    run = paths["run"]
+    assert cli.main(train_args(paths, epochs=2) + ["--average-last", "1", "--no-finalize"]) == 0
+    epoch_2 = keras.saving.load_model(run / CHECKPOINT_FILE).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(keras.saving.load_model(run / AVERAGE_FILE).get_weights(), epoch_2, strict=True))
+    # one more epoch, resumed with a window of the last two: epochs 2 and 3
+    assert cli.main(train_args(paths, epochs=3) + ["--resume", "--average-last", "2"]) == 0
+    epoch_3 = keras.saving.load_model(run / CHECKPOINT_FILE).get_weights()
+    average = keras.saving.load_model(run / AVERAGE_FILE).get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(epoch_2, epoch_3, strict=True))
+    for mean, a, b in zip(average, epoch_2, epoch_3, strict=True):
+        assert np.allclose(mean, (a + b) / 2, atol=1e-6)
+    assert json.loads((run / STATE_FILE).read_text())["averaged_epochs"] == 2
+    card = read_card(run)  # finalized at the end of the run, from the average
+    assert (card.checkpoint, card.averaged_epochs, card.best_epoch) == ("average", 2, 3)
+    assert "Weights averaged over epochs 2-3 (2 epochs)" in card.notes
+    served = keras.saving.load_model(run / KERAS_FILE).get_weights()
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(served, average, strict=True))
 
 
 def test_fine_tuning_starts_from_the_given_weights_with_mixup(tiny_run, tmp_path: Path):
@@ -267,6 +296,7 @@ def test_train_argv_reproduces_the_config_it_was_made_from(tmp_path: Path):
         architecture="resnet_fer_lite", train_data=str(tmp_path / "train"), out=str(tmp_path / "run"),
         val_data=str(tmp_path / "val"), epochs=7, batch_size=64, learning_rate=0.05, optimizer="sgd",
         warmup_epochs=1.0, patience=3, photo_augment=True, mixup=0.2, mix_data=[str(tmp_path / "more")], seed=9,
+        average_last=3,
     )
     argv = train_argv(config)
     assert "--photo-augment" in argv

@@ -110,6 +110,13 @@ def _size(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "missing"
 
 
+def _kept_weights(card) -> str:
+    """Which weights the model serves: the best or last epoch, or a mean of the last epochs."""
+    if card.checkpoint == "average" and card.averaged_epochs:
+        return f"weights of epochs {card.best_epoch - card.averaged_epochs + 1}-{card.best_epoch} averaged"
+    return f"epoch {card.best_epoch} kept ({card.checkpoint}" + (" validation accuracy)" if card.checkpoint == "best" else " epoch)")
+
+
 def render_card(model: RegisteredModel) -> None:
     """The card at a glance: headline numbers, then every fact about how the model was made."""
     card, metrics = model.card, model.card.metrics
@@ -132,8 +139,7 @@ def render_card(model: RegisteredModel) -> None:
         "training data": f"{card.train_data} ({card.train_images:,} faces)",
         "validation data": f"{card.val_data} ({card.val_images:,} faces)",
         "created": card.created.replace("T", " "),
-        "epochs": f"{card.epochs_trained} trained; epoch {card.best_epoch} kept ({card.checkpoint}"
-                  + (" validation accuracy)" if card.checkpoint == "best" else " epoch)"),
+        "epochs": f"{card.epochs_trained} trained; {_kept_weights(card)}",
         "seconds per epoch": f"{card.seconds_per_epoch:.0f} s (median, on the training machine)" if card.seconds_per_epoch else "n/a",
         "files": f"{KERAS_FILE} {_size(model.path / KERAS_FILE)}, {TFLITE_FILE} {_size(model.path / TFLITE_FILE)}",
         "weights sha256": ", ".join(f"{name} {digest[:16]}…" for name, digest in card.sha256.items()) or "n/a",
