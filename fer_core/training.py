@@ -391,9 +391,9 @@ class RunFolderCallback(keras.callbacks.Callback):
             print(f"early stopping: no better val_accuracy for {self.config.patience} epochs", flush=True)
             self.model.stop_training = True
 
-
     def resume_average(self, averaged_epochs: int) -> None:
-        """Pick up the running mean a resumed run had saved (if it is still in its window)."""
+        """Pick up the running mean a resumed run had saved (on_epoch_end drops it if a longer
+        run's window has moved past it)."""
         if averaged_epochs and (self.run_dir / AVERAGE_FILE).is_file():
             self.average = keras.saving.load_model(self.run_dir / AVERAGE_FILE, compile=False).get_weights()
             self.averaged_epochs = averaged_epochs

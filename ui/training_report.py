@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fer_core.card import KERAS_FILE, TFLITE_FILE, load_keras_model
+from fer_core.card import KERAS_FILE, TFLITE_FILE, ModelCard, load_keras_model
 from fer_core.classes import CLASSES
 from fer_core.data import CSV_USAGES, load_dataset, load_faces
 from fer_core.dataset_records import SPLITS
@@ -110,7 +110,7 @@ def _size(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "missing"
 
 
-def _kept_weights(card) -> str:
+def _kept_weights(card: ModelCard) -> str:
     """Which weights the model serves: the best or last epoch, or a mean of the last epochs."""
     if card.checkpoint == "average" and card.averaged_epochs:
         return f"weights of epochs {card.best_epoch - card.averaged_epochs + 1}-{card.best_epoch} averaged"
