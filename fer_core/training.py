@@ -50,6 +50,7 @@ AVERAGE_FILE = f"{CHECKPOINT_DIR}/average.keras"
 STATE_FILE = f"{CHECKPOINT_DIR}/state.json"
 TEACHER_CACHE = f"{CHECKPOINT_DIR}/teacher_targets.npz"
 CONFIG_FILE = "train_config.json"
+FINISHED_ON_CPU = "the rest on the CPU path"  # what a resumed accelerator run's `accelerator` adds
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
@@ -513,6 +514,9 @@ def train(
         # A run stopped before its first epoch ended has no checkpoint: it starts again from epoch 1.
         resume = (run_dir / CHECKPOINT_FILE).is_file() and state_path.is_file()
         state = json.loads(state_path.read_text(encoding="utf-8")) if resume else fresh_state
+        if resume and config.accelerator and FINISHED_ON_CPU not in config.accelerator:  # a GPU run finished here
+            config = dataclasses.replace(
+                config, accelerator=f"{config.accelerator}, epochs 1-{state['epochs_done']}; {FINISHED_ON_CPU}")
     else:
         if (run_dir / CHECKPOINT_FILE).exists():
             raise FerError(f"{run_dir}: a run is already there; pass --resume to continue it or choose another --out")

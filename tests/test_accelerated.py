@@ -148,6 +148,10 @@ def test_a_gpu_run_stopped_early_is_finished_on_the_cpu_path_with_resume(make_tr
     assert finished.optimizer is not None  # the CPU path's checkpoints hold the optimizer again
     assert any(not np.allclose(a, b) for a, b in zip(stopped.get_weights(), finished.get_weights(), strict=True))
     assert json.loads((paths["run"] / STATE_FILE).read_text())["epochs_done"] == 4
+    assert config.accelerator == f"Keras {keras.__version__} on {keras.backend.backend()}, epochs 1-1; the rest on the CPU path"
+    assert cli.main(["finalize", "--run", str(paths["run"]), "--tflite-weights", "float32"]) == 0
+    notes = read_card(paths["run"]).notes
+    assert f"Trained with train --accelerator ({config.accelerator})" in notes and "Stopped after" not in notes
 
 
 def test_a_student_distils_from_cached_targets_when_the_teacher_did_not_travel(accelerated_run, tmp_path, capsys):
