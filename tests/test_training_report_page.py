@@ -126,6 +126,19 @@ def test_comparison_of_two_models(two_models: Path):
     assert {trace["name"] for trace in curves[0]["data"]} == {"alpha", "beta"}
 
 
+def test_a_model_serving_averaged_weights_says_which_epochs(two_models: Path):
+    from fer_core.card import write_card
+
+    card = read_card(two_models / "alpha")
+    card.epochs_trained, card.best_epoch, card.checkpoint, card.averaged_epochs = 5, 5, "average", 3
+    write_card(two_models / "alpha", card)
+    app = open_report()
+    facts = next(frame.value for frame in app.dataframe if list(frame.value.columns) == ["", "value"])
+    assert facts.loc[facts[""] == "epochs", "value"].item() == "5 trained; the weights of epochs 3-5 averaged"
+    labels = [annotation.get("text", "") for annotation in figures(app)[0]["layout"]["annotations"]]
+    assert "kept: epochs 3-5 averaged" in labels
+
+
 def test_missing_evaluation_data_is_named_and_the_rest_still_shows(two_models: Path, tmp_path: Path):
     shutil.rmtree(tmp_path / "data")
     app = open_report()

@@ -110,10 +110,17 @@ def _size(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "missing"
 
 
+def _averaged_span(card: ModelCard) -> str | None:
+    """"epochs A-B" when the model serves the mean weights of its last epochs."""
+    if card.checkpoint == "average" and card.averaged_epochs:
+        return f"epochs {card.best_epoch - card.averaged_epochs + 1}-{card.best_epoch}"
+    return None
+
+
 def _kept_weights(card: ModelCard) -> str:
     """Which weights the model serves: the best or last epoch, or a mean of the last epochs."""
-    if card.checkpoint == "average" and card.averaged_epochs:
-        return f"weights of epochs {card.best_epoch - card.averaged_epochs + 1}-{card.best_epoch} averaged"
+    if span := _averaged_span(card):
+        return f"the weights of {span} averaged"
     return f"epoch {card.best_epoch} kept ({card.checkpoint}" + (" validation accuracy)" if card.checkpoint == "best" else " epoch)")
 
 
@@ -179,7 +186,10 @@ def render_lineage_and_curves(model: RegisteredModel) -> None:
     if not rows:
         st.info("This model has no training history (`history.csv`).", icon=":material/timeline:")
         return
-    kept = [(row["global_epoch"], f"kept: epoch {row['epoch']}" + (f" of cycle {row['cycle']}" if len(summary) > 1 else ""))
+    span = _averaged_span(model.card)
+    kept = [(row["global_epoch"],
+             f"kept: {span} averaged" if span and row["cycle"] == len(summary) else
+             f"kept: epoch {row['epoch']}" + (f" of cycle {row['cycle']}" if len(summary) > 1 else ""))
             for row in rows if row.get("kept")]
     st.plotly_chart(report_charts.learning_curves(rows, kept=kept), key="report_curves",
                     config={"displaylogo": False})
