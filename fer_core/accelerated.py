@@ -3,16 +3,16 @@
 The CPU path (`training.train`) feeds a tf.data pipeline that augments batches beside the model.
 A GPU would wait on that pipeline, and the GPU machines this project borrows have no TensorFlow.
 Here Keras runs on JAX (`KERAS_BACKEND=jax`), the faces sit in memory, and the same augmentation
-(`augmentation.geometric_layers` and `RandomErasing`, written once for both paths) runs inside the
-jitted training step, in front of the zoo model. The learning rate follows the same warm-up and
+(`augmentation.geometric_layers`, `PhotometricJitter` with `--photo-augment`, and `RandomErasing`,
+written once for both paths) runs inside the jitted training step, in front of the zoo model. The learning rate follows the same warm-up and
 cosine curve (`training.WarmupCosine`), and the run folder is the CPU path's own
 (train_config.json, history.csv, checkpoints/best.keras, last.keras and state.json), holding the
 bare zoo model, so `python -m fer_core finalize RUN` on the CPU machine exports, evaluates and
 registers it unchanged. A teacher's targets come from the run's cache, made on the CPU machine,
 when the teacher itself did not travel.
 
-Not on this path yet: mixup, photometric jitter (its JPEG step is TensorFlow's), and resuming
-here; a run that a time limit stopped is finished on the CPU path (`train --resume`).
+Not on this path yet: mixup, and resuming here; a run that a time limit stopped is finished on
+the CPU path (`train --resume`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 from fer_core import zoo
-from fer_core.augmentation import AugmentConfig, RandomErasing, geometric_layers
+from fer_core.augmentation import PHOTO_AUGMENT, AugmentConfig, PhotometricJitter, RandomErasing, geometric_layers
 from fer_core.card import KERAS_FILE
 from fer_core.classes import NUM_CLASSES
 from fer_core.data import FaceDataset
@@ -86,7 +86,10 @@ def model_targets(dataset: FaceDataset, soft: np.ndarray | None) -> np.ndarray:
 
 def augmented(model: keras.Model, config: AugmentConfig, seed: int) -> keras.Model:
     """`model` behind the training augmentation (active only when training), in float32."""
-    steps = [*geometric_layers(config, seed), RandomErasing(config.erasing_probability, config.erasing_area, seed=seed)]
+    steps = geometric_layers(config, seed)
+    if config.photometric_probability > 0:  # before erasing, as in tf.data: the erased patch is noise already
+        steps.append(PhotometricJitter(config, seed=seed))
+    steps.append(RandomErasing(config.erasing_probability, config.erasing_area, seed=seed))
     if keras.backend.backend() == "jax":
         # Keras marks its affine preprocessing layers unfit for XLA (TensorFlow's transform op is
         # not); on JAX they are plain jax.numpy and compile. Without this the whole training step
@@ -130,8 +133,8 @@ def train_accelerated(
     """Train a fresh run on the accelerator path; `time_limit` seconds end it early, between epochs."""
     started = time.monotonic()
     deadline = started + time_limit if time_limit else None
-    if config.mixup or config.photo_augment:
-        raise FerError("--accelerator does not do mixup or --photo-augment yet; train those on the CPU path")
+    if config.mixup:
+        raise FerError("--accelerator does not do mixup yet; train with it on the CPU path")
     run_dir = Path(config.out)
     if (run_dir / CHECKPOINT_FILE).exists():
         raise FerError(f"{run_dir}: a run is already there; the accelerator path starts runs afresh, choose another --out")
@@ -157,7 +160,7 @@ def train_accelerated(
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     try:
-        augment = AugmentConfig() if config.augment else NO_AUGMENT
+        augment = (PHOTO_AUGMENT if config.photo_augment else AugmentConfig()) if config.augment else NO_AUGMENT
         keras.mixed_precision.set_global_policy(config.precision)
         model = zoo.create_model(config.architecture, **({"weights": config.weights} if config.weights else {}))
         keras.mixed_precision.set_global_policy("float32")  # the augmentation computes in float32

@@ -14,7 +14,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from fer_core.augmentation import PHOTO_AUGMENT, AugmentConfig, erasing_mask, geometric_layers
+from fer_core.augmentation import (
+    PHOTO_AUGMENT,
+    PHOTOMETRIC_DRAWS,
+    AugmentConfig,
+    erasing_mask,
+    geometric_layers,
+    photometric_jitter,
+)
 from fer_core.classes import NUM_CLASSES
 
 __all__ = ["PHOTO_AUGMENT", "AugmentConfig", "BatchAugmenter", "make_dataset", "mixup"]
@@ -32,46 +39,11 @@ def _random_erasing(images: tf.Tensor, probability: float, area: tuple[float, fl
     return tf.where(mask, noise, images)
 
 
-def _per_image(values: tf.Tensor) -> tf.Tensor:
-    return values[:, tf.newaxis, tf.newaxis, tf.newaxis]
-
-
 def _photometric(images: tf.Tensor, config: AugmentConfig) -> tf.Tensor:
-    """Exposure, contrast, brightness, noise, blur and JPEG jitter on a random share of a batch
-    of (N, S, S, 1) floats in [0, 1]; the other faces pass unchanged."""
+    """`augmentation.photometric_jitter` with TensorFlow's random draws (the accelerator path's
+    `PhotometricJitter` layer draws them with Keras's)."""
     batch = tf.shape(images)[0]
-    chosen = tf.random.uniform([batch]) < config.photometric_probability
-    jittered = images
-    if config.gamma != 1.0:
-        log_gamma = tf.random.uniform([batch], -np.log(config.gamma), np.log(config.gamma))
-        jittered = tf.pow(tf.maximum(jittered, 1e-6), _per_image(tf.exp(log_gamma)))
-    if config.contrast:
-        factor = tf.random.uniform([batch], 1.0 - config.contrast, 1.0 + config.contrast)
-        mean = tf.reduce_mean(jittered, axis=[1, 2, 3], keepdims=True)
-        jittered = (jittered - mean) * _per_image(factor) + mean
-    if config.brightness:
-        jittered = jittered + _per_image(tf.random.uniform([batch], -config.brightness, config.brightness))
-    if config.blur_probability:
-        kernel = tf.constant(np.outer([1, 2, 1], [1, 2, 1]) / 16.0, tf.float32)[:, :, tf.newaxis, tf.newaxis]
-        padded = tf.pad(jittered, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
-        blurred = tf.nn.conv2d(padded, kernel, strides=1, padding="VALID")
-        amount = tf.random.uniform([batch]) * tf.cast(tf.random.uniform([batch]) < config.blur_probability, tf.float32)
-        jittered = jittered + _per_image(amount) * (blurred - jittered)
-    if config.noise:
-        sigma = tf.random.uniform([batch], 0.0, config.noise)
-        jittered = jittered + _per_image(sigma) * tf.random.normal(tf.shape(jittered))
-    jittered = tf.clip_by_value(jittered, 0.0, 1.0)
-    if config.jpeg_probability:
-        low, high = config.jpeg_quality
-        recompress = tf.random.uniform([batch]) < config.jpeg_probability
-        jittered = tf.map_fn(
-            lambda item: tf.cond(
-                item[1], lambda: tf.image.random_jpeg_quality(item[0], low, high), lambda: item[0]
-            ),
-            (jittered, recompress),
-            fn_output_signature=tf.float32,
-        )
-    return tf.where(chosen[:, tf.newaxis, tf.newaxis, tf.newaxis], jittered, images)
+    return photometric_jitter(images, config, tf.random.uniform([PHOTOMETRIC_DRAWS, batch]), tf.random.normal(tf.shape(images)))
 
 
 class BatchAugmenter:

@@ -20,7 +20,7 @@ import pytest
 
 from fer_core import cli
 from fer_core.accelerated import augmented, model_targets
-from fer_core.augmentation import AugmentConfig, RandomErasing, erasing_mask
+from fer_core.augmentation import PHOTO_AUGMENT, AugmentConfig, PhotometricJitter, RandomErasing, erasing_mask
 from fer_core.card import read_card
 from fer_core.data import FaceDataset
 from fer_core.training import (
@@ -48,6 +48,18 @@ def test_random_erasing_layer_blanks_one_rectangle_in_training_only():
         assert (box > 0).mean() > 0.95
 
 
+def test_photometric_jitter_layer_jitters_in_training_only_and_saves_its_settings():
+    layer = PhotometricJitter(PHOTO_AUGMENT, seed=5)
+    faces = np.random.default_rng(1).random((64, 48, 48, 1)).astype(np.float32)
+    assert np.array_equal(keras.ops.convert_to_numpy(layer(faces, training=False)), faces)
+    jittered = keras.ops.convert_to_numpy(layer(faces, training=True))
+    changed = np.abs(jittered - faces).max(axis=(1, 2, 3)) > 0
+    assert 16 <= changed.sum() <= 48  # about half the faces (photometric_probability 0.5)
+    assert 0.0 <= jittered.min() and jittered.max() <= 1.0
+    again = PhotometricJitter.from_config(layer.get_config())
+    assert again.config == PHOTO_AUGMENT and again.seed == 5
+
+
 def test_erasing_mask_covers_the_drawn_area_at_the_drawn_place():
     # area fraction 0.1 of 40x40 = 160 px, aspect 1 (the middle of the log range), top-left corner
     uniforms = np.array([[0.5], [0.5], [0.0], [0.0]], np.float32)
@@ -64,6 +76,8 @@ def test_augmentation_changes_faces_when_training_and_passes_them_unchanged_othe
     assert np.allclose(keras.ops.convert_to_numpy(augment(faces, training=False)), faces)
     changed = keras.ops.convert_to_numpy(augment(faces, training=True))
     assert sum(not np.allclose(a, b) for a, b in zip(changed, faces, strict=True)) >= 6
+    assert not any(isinstance(layer, PhotometricJitter) for layer in wrapped.layers)
+    assert any(isinstance(layer, PhotometricJitter) for layer in augmented(model, PHOTO_AUGMENT, seed=1).layers)
 
 
 def test_the_schedule_object_follows_the_cpu_paths_learning_rates():
@@ -87,7 +101,7 @@ def accelerated_run(tmp_path_factory: pytest.TempPathFactory, make_training_fold
     paths = make_training_folders(tmp_path_factory.mktemp("accelerated"))
     status = cli.main([
         "train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(paths["train"]), "--val", str(paths["val"]),
-        "--out", str(paths["run"]), "--epochs", "2", "--batch-size", "35", "--warmup-epochs", "0.5", "--time-limit", "600",
+        "--out", str(paths["run"]), "--epochs", "2", "--batch-size", "35", "--warmup-epochs", "0.5", "--time-limit", "600", "--photo-augment",
     ])
     assert status == 0
     return paths
@@ -105,7 +119,8 @@ def test_an_accelerator_run_folder_is_a_cpu_run_folder_that_finalize_takes(accel
     assert [float(row["lr"]) for row in rows] == pytest.approx([learning_rate_at(s, config, 2) for s in (2, 4)], abs=1e-6)
     checkpoint = keras.saving.load_model(run / BEST_FILE)
     assert checkpoint.name == "resnet_fer_small"  # the bare zoo model, not its training wrapper
-    assert not any("erasing" in layer.name or "random" in layer.name for layer in checkpoint.layers)
+    assert not any(kind in layer.name for layer in checkpoint.layers for kind in ("erasing", "random", "photometric"))
+    assert config.photo_augment  # the photometric jitter ran in the training step
     capsys.readouterr()
     assert cli.main(["finalize", "--run", str(run), "--tflite-weights", "float32"]) == 0
     card = read_card(run)
@@ -180,7 +195,7 @@ def test_a_student_distils_from_cached_targets_when_the_teacher_did_not_travel(a
 def test_what_the_accelerator_path_does_not_do_is_refused_in_one_line(tmp_path, make_image_folder, capsys):
     data = make_image_folder(tmp_path / "faces", per_class=2, seed=4)
     base = ["train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(data), "--out", str(tmp_path / "run")]
-    for extra, message in ((["--mixup", "0.2"], "mixup"), (["--resume"], "finish a stopped one there with train --resume"), (["--register"], "start afresh")):
+    for extra, message in ((["--mixup", "0.2"], "does not do mixup"), (["--resume"], "finish a stopped one there with train --resume"), (["--register"], "start afresh")):
         assert cli.main([*base, *extra]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "run" / CHECKPOINT_FILE).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,26 @@ def test_each_photometric_change_does_what_it_names():
     jpeg = jitter(textured, jpeg_probability=1.0)
     error = np.abs(jpeg - textured.numpy()).mean(axis=(1, 2, 3))
     assert (error > 0.01).all() and (error < 0.35).all()
+
+
+def test_the_jpeg_step_is_what_libjpeg_makes_of_a_face():
+    """augmentation.jpeg_roundtrip (tensor ops, so it runs on the accelerator path too) against
+    OpenCV's JPEG encoder and decoder, on 48x48 grayscale crops of the sample photos."""
+    import cv2
+
+    from fer_core.augmentation import jpeg_roundtrip
+
+    crops = []
+    for name in ("astronaut.png", "camera.png"):
+        gray = cv2.imread(str(Path(__file__).resolve().parent.parent / "sample_images" / name), cv2.IMREAD_GRAYSCALE)
+        crops.append(cv2.resize(gray, (48, 48), interpolation=cv2.INTER_AREA))
+        crops += [gray[top : top + 48, left : left + 48] for top, left in ((100, 120), (200, 260), (300, 50))]
+    crops = np.stack(crops)
+    for quality in (20, 50, 90):
+        libjpeg = np.stack([
+            cv2.imdecode(cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_GRAYSCALE)
+            for crop in crops
+        ]).astype(np.float32)
+        ours = np.asarray(jpeg_roundtrip(crops[..., None] / np.float32(255), np.full(len(crops), quality)))[..., 0] * 255
+        assert np.abs(ours - libjpeg).mean() < 0.3, quality  # integer vs float DCT: a fraction of a grey level
+        assert abs(np.abs(ours - crops).mean() - np.abs(libjpeg - crops).mean()) < 0.05
