@@ -412,7 +412,8 @@ class RunFolderCallback(keras.callbacks.Callback):
                 for mean, weight in zip(self.average, weights, strict=True)
             ]
         if self.average_model is None:  # a copy to save: the model in training keeps its weights
-            self.average_model = keras.models.clone_model(saved)
+            # (from its layer config: clone_model and to_json carry the compiled optimizer along)
+            self.average_model = type(saved).from_config(saved.get_config())
         self.average_model.set_weights(self.average)
         _save_atomically(self.average_model, self.run_dir / AVERAGE_FILE)
 
