@@ -10,6 +10,7 @@ the quality, rounding), so it needs no image library: a grayscale JPEG loses not
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -160,7 +161,7 @@ def jpeg_roundtrip(images, quality) -> object:
     return (ops.clip(ops.round(levels + 128.0), 0.0, 255.0) / 255.0)[..., None]
 
 
-PHOTOMETRIC_DRAWS = 10  # uniform draws per face that `photometric_jitter` takes
+PHOTOMETRIC_DRAWS = 9  # uniform draws per face that `photometric_jitter` takes
 
 
 def photometric_jitter(images, config: AugmentConfig, uniforms, normal) -> object:
@@ -223,7 +224,7 @@ class PhotometricJitter(keras.layers.Layer):
         return input_shape
 
     def get_config(self) -> dict:
-        settings = {key: list(value) if isinstance(value, tuple) else value for key, value in self.config.__dict__.items()}
+        settings = {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self.config).items()}
         return {**super().get_config(), "config": settings, "seed": self.seed}
 
     @classmethod
