@@ -4,8 +4,9 @@ The CPU path (`training.train`) feeds a tf.data pipeline that augments batches b
 A GPU would wait on that pipeline, and the GPU machines this project borrows have no TensorFlow.
 Here Keras runs on JAX (`KERAS_BACKEND=jax`), the faces sit in memory, and the same augmentation
 (`augmentation.geometric_layers`, `PhotometricJitter` with `--photo-augment`, and `RandomErasing`,
-written once for both paths) runs inside the jitted training step, in front of the zoo model. The learning rate follows the same warm-up and
-cosine curve (`training.WarmupCosine`), and the run folder is the CPU path's own
+written once for both paths) runs inside the jitted training step, in front of the zoo model. The
+learning rate follows the same warm-up and cosine curve (`training.WarmupCosine`), and the run
+folder is the CPU path's own
 (train_config.json, history.csv, checkpoints/best.keras, last.keras and state.json), holding the
 bare zoo model, so `python -m fer_core finalize RUN` on the CPU machine exports, evaluates and
 registers it unchanged. A teacher's targets come from the run's cache, made on the CPU machine,

@@ -40,6 +40,11 @@ TFLITE_WEIGHTS = {
 }
 
 
+# How a run's weights become a model: "best" the epoch with the best single-pass val accuracy,
+# "last" the final epoch, "average" the mean weights of the last epochs (train --average-last).
+CHECKPOINTS = ("best", "last", "average")
+
+
 @dataclass
 class ModelCard:
     name: str
@@ -57,7 +62,7 @@ class ModelCard:
     val_images: int = 0
     epochs_trained: int = 0
     best_epoch: int = 0  # the epoch whose weights these are
-    checkpoint: str = "best"  # how that epoch was chosen: "best" single-pass val accuracy, "last", or "average"
+    checkpoint: str = "best"  # how the weights were chosen: one of CHECKPOINTS
     averaged_epochs: int = 0  # checkpoint "average": the weights are the mean of this many epochs, ending at best_epoch
     seconds_per_epoch: float = 0.0
     training_config: dict[str, Any] = field(default_factory=dict)

@@ -174,9 +174,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_finalize(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("finalize", help="turn a (stopped) training run into a model folder")
     parser.add_argument("--run", required=True, help="the run folder given to train --out")
-    parser.add_argument("--checkpoint", choices=("best", "last", "average"), default="best",
-                        help="best: the epoch with the best val accuracy (default); last: the final epoch; "
-                             "average: the mean weights of the last epochs (train --average-last)")
+    from fer_core.card import CHECKPOINTS  # the card module is light: no TensorFlow at parse time
+
+    parser.add_argument("--checkpoint", choices=CHECKPOINTS,
+                        help="best: the epoch with the best val accuracy; last: the final epoch; average: the mean "
+                             "weights of the last epochs (train --average-last). Default: average when the run "
+                             "kept one, else best")
     _add_tflite_weights(parser)
 
 

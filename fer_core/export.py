@@ -26,6 +26,7 @@ import numpy as np
 
 from fer_core import zoo
 from fer_core.card import (
+    CHECKPOINTS,
     EVALUATION_FILE,
     HISTORY_FILE,
     KERAS_FILE,
@@ -92,9 +93,6 @@ def _count_training_images(config: TrainConfig) -> int:
     return len(load_training_data(config)[0])
 
 
-CHECKPOINTS = ("best", "last", "average")
-
-
 def _teacher_record(config: TrainConfig) -> dict:
     """What the card says about a distilled model's teacher (the weights it had at the start)."""
     try:
@@ -123,7 +121,7 @@ def _validation_usages(config: TrainConfig) -> list[str] | None:
 def finalize_run(
     run_dir: str | os.PathLike,
     tta_modes: tuple[str, ...] = TTA_MODES,
-    checkpoint: str = "best",
+    checkpoint: str | None = None,
     tflite_weights: str = "int8",
 ) -> ModelCard:
     """Write model.keras, model.tflite, evaluation.json and card.json into `run_dir`.
@@ -131,11 +129,14 @@ def finalize_run(
     `checkpoint` "best" takes the epoch with the best single-pass val accuracy; "last" the final
     epoch (at the end of a cosine schedule, often as good or better once test-time augmentation
     is used, and chosen on val the same way); "average" the mean weights of the last epochs of a
-    run trained with `average_last`. `tflite_weights` is the serving file's precision.
+    run trained with `average_last`; None the average when the run kept one, else the best.
+    `tflite_weights` is the serving file's precision.
     """
+    run_dir = Path(run_dir)
+    if checkpoint is None:
+        checkpoint = "average" if (run_dir / AVERAGE_FILE).is_file() else "best"
     if checkpoint not in CHECKPOINTS:
         raise FerError(f"unknown checkpoint {checkpoint!r}; use {', '.join(CHECKPOINTS)}")
-    run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
     if checkpoint == "average":
         source = run_dir / AVERAGE_FILE

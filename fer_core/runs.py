@@ -280,7 +280,7 @@ def run_training_command(
 
     Returns the exit status: 0 done, 130 cancelled; FerErrors propagate (after status "failed").
     """
-    from fer_core.training import AVERAGE_FILE, train
+    from fer_core.training import train
 
     run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -305,8 +305,7 @@ def run_training_command(
             from fer_core.export import finalize_run
 
             reporter.phase("finalizing", "export, TFLite, evaluation on the validation data")
-            averaged = (result.run_dir / AVERAGE_FILE).is_file()  # the run was asked to average its last epochs
-            card = finalize_run(result.run_dir, checkpoint="average" if averaged else "best", tflite_weights=tflite_weights)
+            card = finalize_run(result.run_dir, tflite_weights=tflite_weights)
             print(f"{result.run_dir}: model folder ready ({card.name}, val accuracy {card.metrics.get('val_accuracy')})", flush=True)
             reporter.phase("evaluating", "the custom dataset's test split")
             for line in compare_on_custom_test(result.run_dir, config):

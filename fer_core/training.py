@@ -12,7 +12,7 @@ to load.
 With `average_last` N, `checkpoints/average.keras` holds the mean of the weights (batch-norm
 statistics included) of the run's last N epochs, a running mean updated after each of them: at the
 end of a cosine schedule the epochs' weights scatter around a better point than any one of them
-(stochastic weight averaging's tail). `finalize_run(checkpoint="average")` serves it.
+(stochastic weight averaging's tail). `finalize_run` serves it when the run kept one.
 
 A fine-tune (`init_from`) writes `lineage.json`: every ancestor's card and history, so a model
 folder carries its whole learning curve. A distilled run (`teacher`) trains on the teacher's
@@ -357,7 +357,7 @@ class RunFolderCallback(keras.callbacks.Callback):
             _save_atomically(saved, self.run_dir / BEST_FILE)
         window_start = self.config.epochs - self.config.average_last + 1
         if self.config.average_last and done >= window_start:
-            self._add_to_average(saved, done - window_start + 1)
+            self._add_to_average(saved, starts=done == window_start)
         elif self.averaged_epochs:  # resumed with more epochs: the window has moved past this one
             self.average, self.averaged_epochs = None, 0
             (self.run_dir / AVERAGE_FILE).unlink(missing_ok=True)
@@ -399,18 +399,15 @@ class RunFolderCallback(keras.callbacks.Callback):
             self.average = keras.saving.load_model(self.run_dir / AVERAGE_FILE, compile=False).get_weights()
             self.averaged_epochs = averaged_epochs
 
-    def _add_to_average(self, saved: keras.Model, place: int) -> None:
-        """Fold this epoch's weights into the mean; `place` 1, the window's first epoch, starts it
-        afresh (so a resumed run given more epochs starts its window again)."""
-        weights = saved.get_weights()
-        if place == 1 or self.average is None:
-            self.average, self.averaged_epochs = [np.array(weight) for weight in weights], 1
+    def _add_to_average(self, saved: keras.Model, starts: bool) -> None:
+        """Fold this epoch's weights into the mean; the window's first epoch (`starts`) begins it
+        afresh, so a resumed run given more epochs starts its window again."""
+        weights = saved.get_weights()  # all float: the zoo's models hold no integer state
+        if starts or self.average is None:
+            self.average, self.averaged_epochs = weights, 1
         else:
             self.averaged_epochs += 1
-            self.average = [
-                mean + (weight - mean) / self.averaged_epochs if np.issubdtype(weight.dtype, np.floating) else weight
-                for mean, weight in zip(self.average, weights, strict=True)
-            ]
+            self.average = [mean + (weight - mean) / self.averaged_epochs for mean, weight in zip(self.average, weights, strict=True)]
         if self.average_model is None:  # a copy to save: the model in training keeps its weights
             # (from its layer config: clone_model and to_json carry the compiled optimizer along)
             self.average_model = type(saved).from_config(saved.get_config())

@@ -120,7 +120,7 @@ def test_an_accelerator_run_folder_is_a_cpu_run_folder_that_finalize_takes(accel
     checkpoint = keras.saving.load_model(run / BEST_FILE)
     assert checkpoint.name == "resnet_fer_small"  # the bare zoo model, not its training wrapper
     assert not any(kind in layer.name for layer in checkpoint.layers for kind in ("erasing", "random", "photometric"))
-    assert config.photo_augment  # the photometric jitter ran in the training step
+    assert config.photo_augment  # the run records it (the wrapper's layers: the augmentation test)
     capsys.readouterr()
     assert cli.main(["finalize", "--run", str(run), "--tflite-weights", "float32"]) == 0
     card = read_card(run)
