@@ -4,7 +4,8 @@ The CPU path (`training.train`) feeds a tf.data pipeline that augments batches b
 A GPU would wait on that pipeline, and the GPU machines this project borrows have no TensorFlow.
 Here Keras runs on JAX (`KERAS_BACKEND=jax`), the faces sit in memory, and the same augmentation
 (`augmentation.geometric_layers`, `PhotometricJitter` with `--photo-augment`, and `RandomErasing`,
-written once for both paths) runs inside the jitted training step, in front of the zoo model. The
+written once for both paths) runs inside the jitted training step, in front of the zoo model;
+`--mixup` blends the augmented faces there too (`MixupPairs`) and the loss blends their targets. The
 learning rate follows the same warm-up and cosine curve (`training.WarmupCosine`), and the run
 folder is the CPU path's own
 (train_config.json, history.csv, checkpoints/best.keras, last.keras and state.json), holding the
@@ -12,8 +13,8 @@ bare zoo model, so `python -m fer_core finalize RUN` on the CPU machine exports,
 registers it unchanged. A teacher's targets come from the run's cache, made on the CPU machine,
 when the teacher itself did not travel.
 
-Not on this path yet: mixup, and resuming here; a run that a time limit stopped is finished on
-the CPU path (`train --resume`).
+Not on this path yet: resuming here; a run that a time limit stopped is finished on the CPU
+path (`train --resume`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ import keras
 import numpy as np
 
 from fer_core import zoo
-from fer_core.augmentation import PHOTO_AUGMENT, AugmentConfig, PhotometricJitter, RandomErasing, geometric_layers
+from fer_core.augmentation import (
+    PHOTO_AUGMENT,
+    AugmentConfig,
+    MixupPairs,
+    PhotometricJitter,
+    RandomErasing,
+    geometric_layers,
+)
 from fer_core.card import KERAS_FILE
 from fer_core.classes import NUM_CLASSES
 from fer_core.data import FaceDataset
@@ -62,14 +70,17 @@ class StopBeforeDeadline(keras.callbacks.Callback):
         super().__init__()
         self.deadline = deadline
         self.started = 0.0
-        self.longest = 0.0
+        self.durations: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.longest = max(self.longest, time.monotonic() - self.started)
-        if time.monotonic() + 1.5 * self.longest > self.deadline:
+        self.durations.append(time.monotonic() - self.started)
+        # The first epoch also compiles (a minute or more on a shared GPU): later ones are the
+        # measure, or a run would stop that long before its limit.
+        longest = max(self.durations[1:] or self.durations)
+        if time.monotonic() + 1.5 * longest > self.deadline:
             print(f"time limit: stopping after epoch {epoch + 1}", flush=True)
             self.model.stop_training = True
 
@@ -85,8 +96,10 @@ def model_targets(dataset: FaceDataset, soft: np.ndarray | None) -> np.ndarray:
     return targets if soft is None else np.concatenate([targets, soft.astype(np.float32)], axis=1)
 
 
-def augmented(model: keras.Model, config: AugmentConfig, seed: int) -> keras.Model:
-    """`model` behind the training augmentation (active only when training), in float32."""
+def augmented(model: keras.Model, config: AugmentConfig, seed: int, mixup: float = 0.0) -> keras.Model:
+    """`model` behind the training augmentation (active only when training), in float32. With
+    `mixup` > 0 the faces are then blended in pairs and the output gains a last column, the
+    blend's weight, for the loss (`training._compile_for(mixes=True)`)."""
     steps = geometric_layers(config, seed)
     if config.photometric_probability > 0:  # before erasing, as in tf.data: the erased patch is noise already
         steps.append(PhotometricJitter(config, seed=seed))
@@ -101,7 +114,14 @@ def augmented(model: keras.Model, config: AugmentConfig, seed: int) -> keras.Mod
     x = inputs
     for layer in steps:
         x = layer(x)
-    return keras.Model(inputs, model(x), name=f"{model.name}_training")
+    if mixup <= 0:
+        return keras.Model(inputs, model(x), name=f"{model.name}_training")
+    mixing = MixupPairs(mixup, seed=seed)
+    mixing.supports_jit = True
+    x, lam = mixing(x)
+    probabilities = keras.layers.Activation("linear", dtype="float32", name="probabilities")(model(x))
+    weight = keras.layers.Reshape((1,), name="mixup_weight")(lam)
+    return keras.Model(inputs, keras.layers.Concatenate(name="with_mixup_weight")([probabilities, weight]), name=f"{model.name}_training")
 
 
 def describe_accelerator() -> str:
@@ -134,8 +154,6 @@ def train_accelerated(
     """Train a fresh run on the accelerator path; `time_limit` seconds end it early, between epochs."""
     started = time.monotonic()
     deadline = started + time_limit if time_limit else None
-    if config.mixup:
-        raise FerError("--accelerator does not do mixup yet; train with it on the CPU path")
     run_dir = Path(config.out)
     if (run_dir / CHECKPOINT_FILE).exists():
         raise FerError(f"{run_dir}: a run is already there; the accelerator path starts runs afresh, choose another --out")
@@ -165,8 +183,8 @@ def train_accelerated(
         keras.mixed_precision.set_global_policy(config.precision)
         model = zoo.create_model(config.architecture, **({"weights": config.weights} if config.weights else {}))
         keras.mixed_precision.set_global_policy("float32")  # the augmentation computes in float32
-        trainable = augmented(model, augment, config.seed)
-        _compile_for(trainable, config, WarmupCosine.for_run(config, steps_per_epoch),
+        trainable = augmented(model, augment, config.seed, config.mixup)
+        _compile_for(trainable, config, WarmupCosine.for_run(config, steps_per_epoch), mixes=config.mixup > 0,
                      steps_per_execution=steps_per_execution, jit_compile=keras.backend.backend() == "jax")
         callbacks: list[keras.callbacks.Callback] = [
             RunFolderCallback(run_dir, config, steps_per_epoch, -1.0, 0, len(train_set), reporter,

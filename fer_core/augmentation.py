@@ -231,3 +231,53 @@ class PhotometricJitter(keras.layers.Layer):
     def from_config(cls, config: dict):
         settings = {key: tuple(value) if isinstance(value, list) else value for key, value in config.pop("config").items()}
         return cls(AugmentConfig(**settings), **config)
+
+
+def blend_with_mirror_rows(values, lam):
+    """Row i blended with row N-1-i of the same batch, weight `lam` (N,) on row i: mixup's pairing
+    inside a compiled step. The batch is already shuffled, so the mirror row is a random partner;
+    faces and their targets are blended by the same call, so they stay paired."""
+    weight = ops.reshape(ops.cast(lam, values.dtype), (-1,) + (1,) * (len(values.shape) - 1))
+    return weight * values + (1.0 - weight) * ops.flip(values, axis=0)
+
+
+@keras.saving.register_keras_serializable(package="fer_core")
+class MixupPairs(keras.layers.Layer):
+    """Mixup inside the model (the accelerator path, where the batch never leaves the GPU): each
+    face is blended with its mirror row, weight lam ~ Beta(alpha, alpha) folded to >= 0.5 as in
+    pipeline.mixup, so every blend keeps its own face dominant. Returns the faces and lam; the
+    loss (`MixedTargetLoss`) blends the targets with the same lam. At inference lam is 1."""
+
+    def __init__(self, alpha: float = 0.2, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = float(alpha)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=False):
+        ones = ops.ones(ops.shape(images)[:1], dtype="float32")
+        if not training or self.alpha <= 0:
+            return images, ones
+        lam = keras.random.beta(ops.shape(images)[:1], self.alpha, self.alpha, seed=self.seed_generator)
+        lam = ops.maximum(lam, 1.0 - lam)
+        return blend_with_mirror_rows(images, lam), lam
+
+    def compute_output_shape(self, input_shape):
+        return input_shape, input_shape[:1]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "alpha": self.alpha, "seed": self.seed}
+
+
+class MixedTargetLoss(keras.losses.Loss):
+    """`inner` scored against targets blended as `MixupPairs` blended the faces: y_pred is
+    [probabilities | lam], the training model's output when it mixes (accelerated.augmented)."""
+
+    def __init__(self, inner: keras.losses.Loss, name: str | None = None, **kwargs):
+        super().__init__(name=name or inner.name, **kwargs)
+        self.inner = inner
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.cast(y_pred, "float32")
+        targets = blend_with_mirror_rows(ops.cast(y_true, "float32"), y_pred[:, -1])
+        return self.inner.call(targets, y_pred[:, :-1])

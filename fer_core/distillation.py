@@ -158,14 +158,15 @@ class DistillationLoss(keras.losses.Loss):
 @keras.saving.register_keras_serializable(package="fer_core")
 class HardLabelAccuracy(keras.metrics.MeanMetricWrapper):
     """Accuracy against the one-hot half of a distillation target (named "accuracy", so the
-    history has the same columns as any other run)."""
+    history has the same columns as any other run). Only the first K columns of y_pred count: a
+    mixing training model appends mixup's weight (augmentation.MixupPairs)."""
 
     def __init__(self, num_classes: int = NUM_CLASSES, name: str = "accuracy", dtype=None):
         self.num_classes = int(num_classes)
         super().__init__(fn=self._accuracy, name=name, dtype=dtype)
 
     def _accuracy(self, y_true, y_pred):
-        return keras.metrics.categorical_accuracy(y_true[:, : self.num_classes], y_pred)
+        return keras.metrics.categorical_accuracy(y_true[:, : self.num_classes], y_pred[:, : self.num_classes])
 
     def get_config(self) -> dict:
         return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype}

@@ -36,6 +36,7 @@ import keras
 import numpy as np
 
 from fer_core import distillation, zoo
+from fer_core.augmentation import MixedTargetLoss
 from fer_core.card import CARD_FILE, HISTORY_FILE, KERAS_FILE, LINEAGE_FILE, load_keras_model, read_history, sha256_of
 from fer_core.data import FaceDataset, load_dataset
 from fer_core.errors import FerError, ModelError
@@ -443,7 +444,11 @@ def _truncate_history(path: Path, epochs_done: int) -> None:
         _append_history(path, row)
 
 
-def _compile_for(model: keras.Model, config: TrainConfig, schedule: WarmupCosine | None = None, **compile_args) -> None:
+def _compile_for(
+    model: keras.Model, config: TrainConfig, schedule: WarmupCosine | None = None, mixes: bool = False, **compile_args
+) -> None:
+    """`mixes`: the model blends its faces itself and appends mixup's weight to its output
+    (the accelerator path's mixup), so the loss blends the targets to match."""
     optimizer = _make_optimizer(config, schedule)
     _exclude_norms_and_biases(optimizer)
     if config.teacher:
@@ -452,6 +457,8 @@ def _compile_for(model: keras.Model, config: TrainConfig, schedule: WarmupCosine
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
         metrics = ["accuracy"]
+    if mixes:
+        loss, metrics = MixedTargetLoss(loss), [distillation.HardLabelAccuracy()]
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_args)
 
 

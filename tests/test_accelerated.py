@@ -18,9 +18,17 @@ import keras
 import numpy as np
 import pytest
 
-from fer_core import cli
-from fer_core.accelerated import augmented, model_targets
-from fer_core.augmentation import PHOTO_AUGMENT, AugmentConfig, PhotometricJitter, RandomErasing, erasing_mask
+from fer_core import accelerated, cli
+from fer_core.accelerated import StopBeforeDeadline, augmented, model_targets
+from fer_core.augmentation import (
+    PHOTO_AUGMENT,
+    AugmentConfig,
+    MixedTargetLoss,
+    MixupPairs,
+    PhotometricJitter,
+    RandomErasing,
+    erasing_mask,
+)
 from fer_core.card import read_card
 from fer_core.data import FaceDataset
 from fer_core.training import (
@@ -195,7 +203,7 @@ def test_a_student_distils_from_cached_targets_when_the_teacher_did_not_travel(a
 def test_what_the_accelerator_path_does_not_do_is_refused_in_one_line(tmp_path, make_image_folder, capsys):
     data = make_image_folder(tmp_path / "faces", per_class=2, seed=4)
     base = ["train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(data), "--out", str(tmp_path / "run")]
-    for extra, message in ((["--mixup", "0.2"], "does not do mixup"), (["--resume"], "finish a stopped one there with train --resume"), (["--register"], "start afresh")):
+    for extra, message in ((["--resume"], "finish a stopped one there with train --resume"), (["--register"], "start afresh")):
         assert cli.main([*base, *extra]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "run" / CHECKPOINT_FILE).exists()
@@ -209,3 +217,57 @@ def test_without_the_teacher_or_its_cache_the_accelerator_path_says_so(tmp_path,
                        "--out", str(tmp_path / "run"), "--epochs", "1", "--teacher", str(teacher)])
     assert status == 2
     assert "no cached targets" in capsys.readouterr().err
+
+
+def test_mixup_in_the_model_blends_mirror_rows_and_the_loss_blends_their_targets_alike():
+    faces = np.random.default_rng(3).random((8, 48, 48, 1)).astype("float32")
+    mixed, lam = (np.asarray(value) for value in MixupPairs(0.4, seed=5)(faces, training=True))
+    assert lam.shape == (8,) and (lam >= 0.5).all() and (lam <= 1).all() and (lam < 0.99).any()
+    weight = lam[:, None, None, None]
+    np.testing.assert_allclose(mixed, weight * faces + (1 - weight) * faces[::-1], atol=1e-6)
+    unchanged, ones = MixupPairs(0.4, seed=5)(faces, training=False)
+    assert np.array_equal(np.asarray(unchanged), faces) and np.all(np.asarray(ones) == 1)
+
+    labels = np.eye(7, dtype="float32")[[0, 1, 2, 3, 4, 5, 6, 0]]
+    probabilities = keras.ops.softmax(np.random.default_rng(4).normal(size=(8, 7)).astype("float32"))
+    inner = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)
+    with_weight = keras.ops.concatenate([probabilities, lam[:, None]], axis=1)
+    blended = lam[:, None] * labels + (1 - lam[:, None]) * labels[::-1]
+    assert float(MixedTargetLoss(inner)(labels, with_weight)) == pytest.approx(float(inner(blended, probabilities)), rel=1e-5)
+
+
+def test_an_accelerator_run_with_mixup_trains_the_bare_model_and_finalize_takes_it(make_training_folders, tmp_path, capsys):
+    paths = make_training_folders(tmp_path)
+    assert cli.main([
+        "train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(paths["train"]), "--val", str(paths["val"]),
+        "--out", str(paths["run"]), "--epochs", "2", "--batch-size", "35", "--mixup", "0.2",
+    ]) == 0
+    assert json.loads((paths["run"] / CONFIG_FILE).read_text())["mixup"] == 0.2
+    with (paths["run"] / "history.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(0 <= float(row["accuracy"]) <= 1 and 0 <= float(row["val_accuracy"]) <= 1 for row in rows)
+    checkpoint = keras.saving.load_model(paths["run"] / BEST_FILE)
+    assert checkpoint.name == "resnet_fer_small" and checkpoint.output_shape == (None, 7)
+    assert not any(isinstance(layer, MixupPairs) for layer in checkpoint.layers)
+    assert cli.main(["finalize", "--run", str(paths["run"]), "--tflite-weights", "float32"]) == 0
+
+
+def test_the_time_limit_measures_epochs_after_the_first_which_also_compiles(monkeypatch):
+    """A first epoch of 90 s (compiling) and later ones of 2 s: with 18 s left the run goes on
+    (judged by the first epoch it would stop there, two minutes early); with 2 s left it stops."""
+    clock = [0.0]
+    monkeypatch.setattr(accelerated.time, "monotonic", lambda: clock[0])
+    stop = StopBeforeDeadline(deadline=400.0)
+    stop.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    stop.model.stop_training = False
+
+    def epoch(begins_at: float, seconds: float) -> bool:
+        clock[0] = begins_at
+        stop.on_epoch_begin(0)
+        clock[0] += seconds
+        stop.on_epoch_end(0)
+        return stop.model.stop_training
+
+    assert not epoch(0.0, 90.0) and not epoch(90.0, 2.0) and not epoch(92.0, 2.0)
+    assert not epoch(380.0, 2.0)
+    assert epoch(396.0, 2.0)
