@@ -104,13 +104,16 @@ def test_distillation_targets_append_the_teachers_probabilities():
     assert np.allclose(targets[:, 7:], soft)
 
 
+def small_run(paths: dict[str, Path], *extra: str) -> list[str]:
+    """`train --accelerator` of the small network on the test folders (batches of 35: 2 an epoch)."""
+    return ["train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(paths["train"]), "--val", str(paths["val"]),
+            "--out", str(paths["run"]), "--batch-size", "35", *extra]
+
+
 @pytest.fixture(scope="module")
 def accelerated_run(tmp_path_factory: pytest.TempPathFactory, make_training_folders) -> dict[str, Path]:
     paths = make_training_folders(tmp_path_factory.mktemp("accelerated"))
-    status = cli.main([
-        "train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(paths["train"]), "--val", str(paths["val"]),
-        "--out", str(paths["run"]), "--epochs", "2", "--batch-size", "35", "--warmup-epochs", "0.5", "--time-limit", "600", "--photo-augment",
-    ])
+    status = cli.main(small_run(paths, "--epochs", "2", "--warmup-epochs", "0.5", "--time-limit", "600", "--photo-augment"))
     assert status == 0
     return paths
 
@@ -140,10 +143,7 @@ def test_an_accelerator_run_folder_is_a_cpu_run_folder_that_finalize_takes(accel
 
 def test_a_time_limit_ends_the_run_between_epochs_and_the_card_says_so(make_training_folders, tmp_path, capsys):
     paths = make_training_folders(tmp_path)
-    assert cli.main([
-        "train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(paths["train"]), "--val", str(paths["val"]),
-        "--out", str(paths["run"]), "--epochs", "4", "--batch-size", "35", "--time-limit", "1",
-    ]) == 0
+    assert cli.main(small_run(paths, "--epochs", "4", "--time-limit", "1")) == 0
     assert json.loads((paths["run"] / STATE_FILE).read_text())["epochs_done"] == 1
     assert "1 epochs" in capsys.readouterr().out
     assert cli.main(["finalize", "--run", str(paths["run"]), "--tflite-weights", "float32"]) == 0
@@ -238,10 +238,7 @@ def test_mixup_in_the_model_blends_mirror_rows_and_the_loss_blends_their_targets
 
 def test_an_accelerator_run_with_mixup_trains_the_bare_model_and_finalize_takes_it(make_training_folders, tmp_path, capsys):
     paths = make_training_folders(tmp_path)
-    assert cli.main([
-        "train", "--accelerator", "--arch", "resnet_fer_small", "--data", str(paths["train"]), "--val", str(paths["val"]),
-        "--out", str(paths["run"]), "--epochs", "2", "--batch-size", "35", "--mixup", "0.2",
-    ]) == 0
+    assert cli.main(small_run(paths, "--epochs", "2", "--mixup", "0.2")) == 0
     assert json.loads((paths["run"] / CONFIG_FILE).read_text())["mixup"] == 0.2
     with (paths["run"] / "history.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
