@@ -119,9 +119,9 @@ def augmented(model: keras.Model, config: AugmentConfig, seed: int, mixup: float
     mixing = MixupPairs(mixup, seed=seed)
     mixing.supports_jit = True
     x, lam = mixing(x)
-    probabilities = keras.layers.Activation("linear", dtype="float32", name="probabilities")(model(x))
     weight = keras.layers.Reshape((1,), name="mixup_weight")(lam)
-    return keras.Model(inputs, keras.layers.Concatenate(name="with_mixup_weight")([probabilities, weight]), name=f"{model.name}_training")
+    # the zoo's softmax is float32 under any precision policy, as lam is
+    return keras.Model(inputs, keras.layers.Concatenate(name="with_mixup_weight")([model(x), weight]), name=f"{model.name}_training")
 
 
 def describe_accelerator() -> str:

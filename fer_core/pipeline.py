@@ -18,6 +18,7 @@ from fer_core.augmentation import (
     PHOTO_AUGMENT,
     PHOTOMETRIC_DRAWS,
     AugmentConfig,
+    blend_with_mirror_rows,
     erasing_mask,
     geometric_layers,
     photometric_jitter,
@@ -68,19 +69,16 @@ def mixup(images: tf.Tensor, labels: tf.Tensor, alpha: float) -> tuple[tf.Tensor
     """Blend each example with another of the same batch, weight lam ~ Beta(alpha, alpha).
 
     lam is folded to >= 0.5 so every blend keeps its own image dominant; labels are blended with
-    the same weights, so they stay distributions (one-hot or label-smoothed inputs both work).
+    the same weights, so they stay distributions (one-hot or label-smoothed inputs both work). The
+    batch is shuffled, so each example's partner is its mirror row, as in the accelerator path's
+    `MixupPairs` (the same `blend_with_mirror_rows`; here the draws are tf.data's).
     """
     batch = tf.shape(images)[0]
     first = tf.random.gamma([batch], alpha)
     second = tf.random.gamma([batch], alpha)
     lam = first / (first + second)
     lam = tf.maximum(lam, 1.0 - lam)
-    partner = tf.random.shuffle(tf.range(batch))
-    image_lam = tf.cast(lam, images.dtype)[:, tf.newaxis, tf.newaxis, tf.newaxis]
-    label_lam = tf.cast(lam, labels.dtype)[:, tf.newaxis]
-    images = image_lam * images + (1.0 - image_lam) * tf.gather(images, partner)
-    labels = label_lam * labels + (1.0 - label_lam) * tf.gather(labels, partner)
-    return images, labels
+    return blend_with_mirror_rows(images, lam), blend_with_mirror_rows(labels, lam)
 
 
 def _to_inputs(
