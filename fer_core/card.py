@@ -9,6 +9,7 @@ registry lists models by their cards. A model folder holds:
   evaluation.json  the evaluation report on the validation data
   lineage.json     a fine-tune's ancestors: their cards and histories (optional)
   evaluations/     stored evaluations with per-face predictions (fer_core.reports)
+  members/         an ensemble's member histories, <member>.csv (fer_core.ensemble)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ HISTORY_FILE = "history.csv"
 EVALUATION_FILE = "evaluation.json"
 LINEAGE_FILE = "lineage.json"  # the cycles a fine-tuned model descends from (fer_core.reports)
 EVALUATIONS_DIR = "evaluations"  # stored evaluations with per-face predictions (fer_core.reports)
+MEMBERS_DIR = "members"  # an ensemble's member histories (fer_core.ensemble)
 # The weights model.tflite may hold (the card's `tflite_weights`), with how reports name each backend.
 TFLITE_WEIGHTS = {
     "int8": "tflite (dynamic-range int8 weights)",
@@ -69,6 +71,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     sha256: dict[str, str] = field(default_factory=dict)
     teacher: dict[str, Any] = field(default_factory=dict)  # a distilled model's teacher (name, sha256, TTA...)
+    members: list[dict[str, Any]] = field(default_factory=list)  # an ensemble's networks (fer_core.ensemble)
     tflite_weights: str = "int8"  # model.tflite's weights: "int8" (dynamic range) or "float32" (fer_core.export)
     notes: str = ""
 
@@ -82,6 +85,13 @@ def sha256_of(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def weights_file(folder: str | os.PathLike) -> Path:
+    """The file that identifies a model folder's weights: model.keras, else (a serving-only
+    folder such as a shipped ensemble) model.tflite."""
+    folder = Path(folder)
+    return folder / KERAS_FILE if (folder / KERAS_FILE).is_file() else folder / TFLITE_FILE
 
 
 def load_keras_model(path: str | os.PathLike):

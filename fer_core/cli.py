@@ -213,6 +213,35 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ensemble(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("ensemble", help="serve several trained networks as one model (their mean probability)")
+    parser.add_argument("members", nargs="+", help="member model folders or registry names (two or more)")
+    parser.add_argument("--out", required=True, help="the new model folder (e.g. runs/my_ensemble); register it with models --register")
+    parser.add_argument("--tta", default="none,flip",
+                        help="test-time augmentations to try on validation, comma-separated (default none,flip: "
+                             "crops would cost 10-12 passes a face for every member)")
+    parser.add_argument("--val-data", help="validation faces (default: the first member's)")
+    parser.add_argument("--keep-keras", action="store_true",
+                        help="keep model.keras (all members' float32 weights) beside model.tflite")
+    _add_tflite_weights(parser)
+
+
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from fer_core.ensemble import make_ensemble
+    from fer_core.errors import FerError
+    from fer_core.evaluation import TTA_MODES
+
+    modes = tuple(mode.strip() for mode in args.tta.split(",") if mode.strip())
+    unknown = [mode for mode in modes if mode not in TTA_MODES]
+    if unknown or not modes:
+        raise FerError(f"--tta: unknown mode(s) {', '.join(unknown) or '(none given)'}; use {', '.join(TTA_MODES)}")
+    members = [_resolve_model_dir(member) for member in args.members]
+    card = make_ensemble(members, args.out, tta_modes=modes, tflite_weights=args.tflite_weights,
+                         keep_keras=args.keep_keras, val_data=args.val_data)
+    print(json.dumps(card.metrics, indent=2))
+    return 0
+
+
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("evaluate", help="evaluate a model folder on cropped faces (image folder or CSV)")
     parser.add_argument("--model", help="model folder (default: the registry's default model)")
@@ -379,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer_core", description="Facial emotion recognition engine")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (
-        _add_train, _add_finalize, _add_export, _add_evaluate, _add_predict, _add_models, dataset_cli.add_parser, video_cli.add_parser
+        _add_train, _add_finalize, _add_export, _add_ensemble, _add_evaluate, _add_predict, _add_models, dataset_cli.add_parser, video_cli.add_parser
     ):
         add(sub)
     return parser
@@ -389,6 +418,7 @@ COMMANDS = {
     "train": _cmd_train,
     "finalize": _cmd_finalize,
     "export": _cmd_export,
+    "ensemble": _cmd_ensemble,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "models": _cmd_models,

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from fer_core.card import KERAS_FILE, read_card, sha256_of
+from fer_core.card import read_card, sha256_of, weights_file
 from fer_core.classes import NUM_CLASSES
 from fer_core.data import FaceDataset
 from fer_core.errors import ModelError
@@ -51,7 +51,8 @@ def teacher_predictions(
     """
     from fer_core.inference import EmotionClassifier
 
-    # The float Keras model: a batch job, where it is faster than the TFLite export (and exact).
+    # The float Keras model: a batch job, where it is faster than the TFLite export (and exact);
+    # a serving-only folder (a shipped ensemble) teaches through its TFLite file.
     teacher = EmotionClassifier(teacher_dir, prefer_tflite=False)
     outputs = []
     for start in range(0, len(faces), TEACHER_BATCH):
@@ -75,7 +76,7 @@ def cached_teacher_predictions(
     The teacher is its weights' sha256; `teacher_sha256` names them where the teacher's folder is
     absent (a GPU machine that got the run's cache but not the teacher).
     """
-    teacher_file = Path(teacher_dir) / KERAS_FILE
+    teacher_file = weights_file(teacher_dir)
     sha256 = sha256_of(teacher_file) if teacher_file.is_file() else (teacher_sha256 or str(teacher_dir))
     key = {"teacher_sha256": sha256,
            "tta": tta, "faces": _faces_digest(dataset)}
@@ -94,16 +95,16 @@ def cached_teacher_predictions(
 def describe_teacher(teacher_dir: str | Path) -> dict:
     """What a student's card records about its teacher: name, architecture, accuracy, weights."""
     card = read_card(teacher_dir)
-    keras_file = Path(teacher_dir) / KERAS_FILE
-    if not keras_file.is_file():
-        raise ModelError(f"{teacher_dir}: the teacher needs its {KERAS_FILE}")
+    weights = weights_file(teacher_dir)
+    if not weights.is_file():
+        raise ModelError(f"{teacher_dir}: the teacher has no weights (model.keras or model.tflite)")
     return {
         "name": card.name,
         "path": str(teacher_dir),
         "architecture": card.architecture,
         "best_tta": card.metrics.get("best_tta", "none"),
         "val_accuracy_by_tta": card.metrics.get("val_accuracy_by_tta", {}),
-        "sha256": sha256_of(keras_file),
+        "sha256": sha256_of(weights),
     }
 
 

@@ -108,7 +108,7 @@ def _teacher_record(config: TrainConfig) -> dict:
     return record
 
 
-def _validation_usages(config: TrainConfig) -> list[str] | None:
+def validation_usages(config: TrainConfig) -> list[str] | None:
     """How the validation faces were selected, for naming the stored evaluation."""
     source = config.val_data or config.train_data
     if str(source).lower().endswith(".csv"):
@@ -197,7 +197,7 @@ def finalize_run(
         teacher=teacher,
         notes=notes,
     )
-    return _export_and_evaluate(run_dir, card, model, val_set, _validation_usages(config), tta_modes, tflite_weights)
+    return export_and_evaluate(run_dir, card, model, val_set, validation_usages(config), tta_modes, tflite_weights)
 
 
 def reexport_model(
@@ -218,10 +218,10 @@ def reexport_model(
     config = TrainConfig(**recorded)  # the same validation faces the model was finalized on
     val_set = load_validation_data(config)
     model = load_keras_model(model_dir / KERAS_FILE)
-    return _export_and_evaluate(model_dir, card, model, val_set, _validation_usages(config), tta_modes, tflite_weights)
+    return export_and_evaluate(model_dir, card, model, val_set, validation_usages(config), tta_modes, tflite_weights)
 
 
-def _export_and_evaluate(
+def export_and_evaluate(
     folder: Path,
     card: ModelCard,
     model: keras.Model,

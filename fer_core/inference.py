@@ -69,7 +69,8 @@ class EmotionClassifier:
         num_threads: int | None = None,
         card: ModelCard | None = None,
     ):
-        """`card` overrides the folder's card.json (used while a model folder is being finalized)."""
+        """`card` overrides the folder's card.json (used while a model folder is being finalized).
+        `prefer_tflite` False takes model.keras where the folder has one."""
         self.model_dir = Path(model_dir)
         self.card: ModelCard = card or read_card(self.model_dir)
         self.input_size = int(self.card.input_size)
@@ -78,7 +79,7 @@ class EmotionClassifier:
         self._lock = threading.Lock()
         self._threads = num_threads or min(2, os.cpu_count() or 1)
         tflite_path, keras_path = self.model_dir / TFLITE_FILE, self.model_dir / KERAS_FILE
-        if prefer_tflite and tflite_path.is_file():
+        if tflite_path.is_file() and (prefer_tflite or not keras_path.is_file()):
             self.backend = "tflite"
             self._load_tflite(tflite_path)
         elif keras_path.is_file():

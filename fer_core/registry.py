@@ -21,6 +21,7 @@ from fer_core.card import (
     HISTORY_FILE,
     KERAS_FILE,
     LINEAGE_FILE,
+    MEMBERS_DIR,
     TFLITE_FILE,
     ModelCard,
     read_card,
@@ -162,8 +163,9 @@ class ModelRegistry:
         for file in MODEL_FILES:
             if (run_dir / file).is_file():
                 shutil.copy2(run_dir / file, staging / file)
-        if (run_dir / EVALUATIONS_DIR).is_dir():
-            shutil.copytree(run_dir / EVALUATIONS_DIR, staging / EVALUATIONS_DIR)
+        for folder in (EVALUATIONS_DIR, MEMBERS_DIR):
+            if (run_dir / folder).is_dir():
+                shutil.copytree(run_dir / folder, staging / folder)
         card.name = name
         (staging / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
         os.replace(staging, target)  # appears complete or not at all

@@ -82,7 +82,8 @@ def learning_curves(rows: Sequence[dict], title: str = "", kept: Sequence[tuple[
     return figure
 
 
-def overlaid_curves(curves: dict[str, Sequence[dict]], metric: str = "val_accuracy") -> go.Figure:
+def overlaid_curves(curves: dict[str, Sequence[dict]], metric: str = "val_accuracy",
+                    axis: str = "epoch (across the lineage)") -> go.Figure:
     """One line per model for one history column, on the running epoch axis."""
     figure = go.Figure()
     for index, (name, rows) in enumerate(curves.items()):
@@ -92,7 +93,7 @@ def overlaid_curves(curves: dict[str, Sequence[dict]], metric: str = "val_accura
             hovertemplate=f"{name} " + "epoch %{x}: %{y:.4f}<extra></extra>",
         ))
     figure.update_layout(height=320, hovermode="x unified", margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                         xaxis_title="epoch (across the lineage)", yaxis_title=metric.replace("_", " "),
+                         xaxis_title=axis, yaxis_title=metric.replace("_", " "),
                          legend={"orientation": "h", "y": 1.12})
     return figure
 

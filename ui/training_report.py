@@ -19,6 +19,7 @@ from fer_core.classes import CLASSES
 from fer_core.data import CSV_USAGES, load_dataset, load_faces
 from fer_core.dataset_records import SPLITS
 from fer_core.dataset_store import is_dataset_root
+from fer_core.ensemble import is_ensemble, member_histories, summary_rows
 from fer_core.errors import FerError
 from fer_core.evaluation import TTA_MODES
 from fer_core.registry import RegisteredModel
@@ -146,8 +147,15 @@ def render_card(model: RegisteredModel) -> None:
         "training data": f"{card.train_data} ({card.train_images:,} faces)",
         "validation data": f"{card.val_data} ({card.val_images:,} faces)",
         "created": card.created.replace("T", " "),
-        "epochs": f"{card.epochs_trained} trained; {_kept_weights(card)}",
-        "seconds per epoch": f"{card.seconds_per_epoch:.0f} s (median, on the training machine)" if card.seconds_per_epoch else "n/a",
+    }
+    if is_ensemble(card):
+        facts["members"] = f"{len(card.members)} networks, probabilities averaged: " + ", ".join(
+            member["name"] for member in card.members)
+    else:
+        facts["epochs"] = f"{card.epochs_trained} trained; {_kept_weights(card)}"
+        facts["seconds per epoch"] = (f"{card.seconds_per_epoch:.0f} s (median, on the training machine)"
+                                      if card.seconds_per_epoch else "n/a")
+    facts |= {
         "files": f"{KERAS_FILE} {_size(model.path / KERAS_FILE)}, {TFLITE_FILE} {_size(model.path / TFLITE_FILE)}",
         "weights sha256": ", ".join(f"{name} {digest[:16]}…" for name, digest in card.sha256.items()) or "n/a",
     }
@@ -174,8 +182,33 @@ def render_card(model: RegisteredModel) -> None:
                 st.caption("Macro-F1 per TTA mode: evaluate the model again (Evaluate tab) to see it.")
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _member_curves(model_dir: str, _stamp: float) -> dict[str, list[dict]]:
+    return member_histories(model_dir)
+
+
+def render_members(model: RegisteredModel) -> None:
+    """An ensemble's networks: what each scores alone, and how each learned."""
+    st.dataframe(pd.DataFrame(summary_rows(model.card)), hide_index=True, width="stretch", key="report_members",
+                 column_config={name: st.column_config.NumberColumn(format="percent")
+                                for name in ("val_accuracy", "val_accuracy_best_tta")})
+    curves = {name: rows for name, rows in
+              _member_curves(str(model.path), _mtime(model.path / "card.json")).items() if rows}
+    if not curves:
+        st.info("The members' training histories are not in this folder.", icon=":material/timeline:")
+        return
+    metric = st.segmented_control("Curve", ["val_accuracy", "val_loss", "accuracy", "loss"], default="val_accuracy",
+                                  key="members_metric", format_func=lambda value: value.replace("_", " "))
+    st.plotly_chart(report_charts.overlaid_curves(curves, metric or "val_accuracy", axis="epoch"), key="members_curves",
+                    config={"displaylogo": False})
+    st.caption("Each member's own training; the ensemble itself is not trained, it averages their probabilities.")
+
+
 def render_lineage_and_curves(model: RegisteredModel) -> None:
-    """The chain of training cycles and the learning curve across all of them."""
+    """The chain of training cycles and the learning curve across all of them (an ensemble: its members')."""
+    if is_ensemble(model.card):
+        render_members(model)
+        return
     rows, summary = lineage(model)
     if len(summary) > 1:
         st.markdown("**Lineage**: " + " → ".join(

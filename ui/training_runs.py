@@ -18,6 +18,7 @@ import streamlit as st
 
 from fer_core.data import CSV_USAGES
 from fer_core.dataset_store import is_dataset_root
+from fer_core.ensemble import is_ensemble
 from fer_core.errors import FerError
 from fer_core.registry import RegisteredModel
 from fer_core.runs import (
@@ -193,11 +194,17 @@ def render_train_form(key: str, models: list[RegisteredModel], preset: FormPrese
         top = st.columns(3)
         run_name = top[0].text_input("Run name", value=f"{preset.name_prefix}_{datetime.now():%Y%m%d_%H%M}", key=f"{key}_name",
                                      help="Letters, digits, '_', '-', '.': the folder under runs/ and the new model's name.")
-        start_options = ["from scratch", *names]
+        # An ensemble is not one network: a fine-tune starts from one of the registered networks
+        # (for an ensemble preset, the most accurate of them).
+        networks = [model for model in models if not is_ensemble(model.card)]
+        start_options = ["from scratch", *(model.name for model in networks)]
+        start_preset = preset.init_from
+        if preset.init_from in by_name and is_ensemble(by_name[preset.init_from].card) and networks:
+            start_preset = max(networks, key=lambda model: model.val_accuracy or 0.0).name
         start = top[1].selectbox("Start", start_options,
-                                 index=start_options.index(preset.init_from) if preset.init_from in names else 0,
+                                 index=start_options.index(start_preset) if start_preset in start_options else 0,
                                  key=f"{key}_start", format_func=lambda value: value if value == "from scratch" else f"fine-tune {value}",
-                                 help="Fine-tuning starts from a registered model's weights (same architecture).")
+                                 help="Fine-tuning starts from a registered network's weights (same architecture; not an ensemble).")
         initial = by_name.get(start)
         architectures = list_models()
         architecture = top[2].selectbox(
