@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from fer_core.ensemble import is_ensemble
 from ui import training_report, training_runs
 from ui.resources import registry
 from ui.sidebar import current_choices
@@ -20,7 +21,7 @@ report, compare, evaluate, train = st.tabs(
 if report.open:
     with report:
         training_report.render_card(model)
-        st.subheader("Learning curves", anchor=False)
+        st.subheader("Members and how they learned" if is_ensemble(model.card) else "Learning curves", anchor=False)
         training_report.render_lineage_and_curves(model)
         st.subheader("Evaluation", anchor=False)
         chosen = training_report.choose_evaluation(model, key="report_evaluation")

@@ -18,6 +18,8 @@ from streamlit.testing.v1 import AppTest
 from fer_core.classes import CLASSES
 from fer_core.dataset_records import FaceRecord, Prediction
 from fer_core.dataset_store import DatasetStore
+from fer_core.ensemble import is_ensemble
+from fer_core.registry import ModelRegistry
 from tests.conftest import synthetic_face
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -153,6 +155,15 @@ def test_export_offers_both_downloads_and_says_when_not_ready_to_train(app_regis
     assert not buttons["export_zip"].proto.disabled and not buttons["export_csv"].proto.disabled
     assert "not ready to train on yet" in texts(app, "warning")
     assert app.text_input(key="dataset_train").value == str(store.root)
+    # Retraining fine-tunes the active model; an ensemble is not one network, so the form starts
+    # from the most accurate registered network instead and never offers the ensemble.
+    models = ModelRegistry(app_registry).list()
+    networks = [model for model in models if not is_ensemble(model.card)]
+    start = app.selectbox(key="dataset_start")
+    assert start.options == ["from scratch", *(f"fine-tune {model.name}" for model in networks)]
+    active = models[0]  # the default, which the sidebar picks
+    expected = max(networks, key=lambda model: model.val_accuracy or 0.0) if is_ensemble(active.card) else active
+    assert start.value == expected.name
 
 
 def test_the_exports_are_made_from_the_store(store: DatasetStore) -> None:

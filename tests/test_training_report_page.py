@@ -19,6 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 from fer_core.card import read_card
 from fer_core.data import load_dataset
+from fer_core.ensemble import is_ensemble
+from fer_core.registry import ModelRegistry
 from fer_core.reports import evaluate_and_store, load_evaluation
 from tests.conftest import build_model_folder
 
@@ -57,6 +59,9 @@ def test_shipped_model_report_shows_its_card_curves_heatmap_and_table(app_regist
     if not app_model_is_trained:
         pytest.skip("models/ holds no trained model")
     app = open_report()
+    network = next(model for model in ModelRegistry(app_registry).list() if not is_ensemble(model.card))
+    if app.selectbox(key="report_model").value != network.name:  # the shipped default is an ensemble
+        app.selectbox(key="report_model").set_value(network.name).run()
     model_dir = app_registry / app.selectbox(key="report_model").value
     card = read_card(model_dir)
     metrics = {metric.label: metric.value for metric in app.metric}
@@ -87,6 +92,30 @@ def test_shipped_model_report_shows_its_card_curves_heatmap_and_table(app_regist
 
     app.toggle(key="report_normalized").set_value(False).run()
     np.testing.assert_allclose(values(traces_of(app, "heatmap")[0]["z"]), matrix)
+
+
+def test_shipped_ensemble_report_shows_its_members_and_their_curves(app_registry: Path, app_model_is_trained: bool):
+    ensembles = [model for model in ModelRegistry(app_registry).list() if is_ensemble(model.card)]
+    if not app_model_is_trained or not ensembles:
+        pytest.skip("models/ holds no trained ensemble")
+    app = open_report()
+    app.selectbox(key="report_model").set_value(ensembles[0].name).run()
+    assert not app.exception, app.exception
+    card = ensembles[0].card
+    members = next(frame.value for frame in app.dataframe if "seed" in frame.value.columns)
+    assert list(members["name"]) == [member["name"] for member in card.members]
+    assert list(members["val_accuracy"]) == [member["val_accuracy"] for member in card.members]
+    facts = next(frame.value for frame in app.dataframe if "value" in frame.value.columns)
+    assert "epochs" not in set(facts[""]) and f"{len(card.members)} networks" in facts.set_index("")["value"]["members"]
+    curves = figures(app)[0]  # one validation-accuracy line per member, from members/<name>.csv
+    assert [trace["name"] for trace in curves["data"]] == [member["name"] for member in card.members]
+    for trace, member in zip(curves["data"], card.members, strict=True):
+        assert max(values(trace["y"])) >= member["val_accuracy"] - 0.02  # Keras bfloat16 vs served int8
+    app.segmented_control(key="members_metric").set_value("val_loss").run()
+    assert figures(app)[0]["layout"]["yaxis"]["title"]["text"] == "val loss"
+    stored = load_evaluation(ensembles[0].path, "val-none")  # the confusion matrix is the ensemble's own
+    matrix = np.asarray(stored.report.confusion_matrix, float)
+    np.testing.assert_allclose(values(traces_of(app, "heatmap")[0]["z"]), matrix / matrix.sum(axis=1, keepdims=True), atol=1e-9)
 
 
 @pytest.fixture

@@ -134,8 +134,12 @@ def render_card(model: RegisteredModel) -> None:
     columns = st.columns(5)
     columns[0].metric("Val, one pass", f"{metrics['val_accuracy']:.1%}" if "val_accuracy" in metrics else "n/a",
                       help="The live webcam's path: one look at each face.")
-    columns[1].metric(f"Val, {best}", f"{by_tta[best]:.1%}" if best in by_tta else "n/a",
-                      help="Test-time augmentation chosen on validation; the Upload page uses it.")
+    if best == "none":
+        columns[1].metric("Best TTA", "one pass",
+                          help="No test-time augmentation beat one pass on validation: the Upload page uses one pass.")
+    else:
+        columns[1].metric(f"Val, {best}", f"{by_tta[best]:.1%}" if best in by_tta else "n/a",
+                          help="Test-time augmentation chosen on validation; the Upload page uses it.")
     columns[2].metric("Macro-F1", f"{metrics['val_macro_f1']:.3f}" if "val_macro_f1" in metrics else "n/a",
                       help="The mean of the seven classes' F1: rare classes count as much as common ones.")
     columns[3].metric("Parameters", f"{card.parameters / 1e6:.2f} M")
@@ -156,7 +160,8 @@ def render_card(model: RegisteredModel) -> None:
         facts["seconds per epoch"] = (f"{card.seconds_per_epoch:.0f} s (median, on the training machine)"
                                       if card.seconds_per_epoch else "n/a")
     facts |= {
-        "files": f"{KERAS_FILE} {_size(model.path / KERAS_FILE)}, {TFLITE_FILE} {_size(model.path / TFLITE_FILE)}",
+        "files": ", ".join(f"{name} {_size(model.path / name)}" for name in (KERAS_FILE, TFLITE_FILE)
+                           if name in card.sha256 or (model.path / name).is_file()) or "n/a",
         "weights sha256": ", ".join(f"{name} {digest[:16]}…" for name, digest in card.sha256.items()) or "n/a",
     }
     if card.teacher:
