@@ -36,7 +36,7 @@ from fer_core.augmentation import (
     RandomErasing,
     geometric_layers,
 )
-from fer_core.card import weights_file
+from fer_core.card import KERAS_FILE, weights_file
 from fer_core.classes import NUM_CLASSES
 from fer_core.data import FaceDataset
 from fer_core.distillation import describe_teacher
@@ -137,15 +137,18 @@ def describe_accelerator() -> str:
 
 
 def _teacher_sha256(config: TrainConfig, run_dir: Path) -> str:
-    """The teacher's weights: from its folder when it travelled, else from the targets cached with
-    the run (made on the CPU machine from the weights that config names)."""
-    if weights_file(config.teacher).is_file():
+    """The teacher's weights: its model.keras when that travelled, else the targets cached with the
+    run (made on the CPU machine from the weights that config names), else its TFLite file (a
+    serving-only teacher such as a shipped ensemble)."""
+    if (Path(config.teacher) / KERAS_FILE).is_file():
         return describe_teacher(config.teacher)["sha256"]
     cache = run_dir / TEACHER_CACHE
-    if not cache.is_file():
-        raise FerError(f"{config.teacher}: no teacher here and no cached targets in {cache}")
-    with np.load(cache) as cached:
-        return str(cached["teacher_sha256"])
+    if cache.is_file():
+        with np.load(cache) as cached:
+            return str(cached["teacher_sha256"])
+    if weights_file(config.teacher).is_file():
+        return describe_teacher(config.teacher)["sha256"]
+    raise FerError(f"{config.teacher}: no teacher here and no cached targets in {cache}")
 
 
 def train_accelerated(

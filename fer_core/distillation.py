@@ -73,12 +73,14 @@ def cached_teacher_predictions(
 ) -> np.ndarray:
     """`teacher_predictions` for `dataset`, reused from `cache_file` when teacher, TTA and faces match.
 
-    The teacher is its weights' sha256; `teacher_sha256` names them where the teacher's folder is
-    absent (a GPU machine that got the run's cache but not the teacher).
+    The teacher is its weights' sha256: `teacher_sha256`, the run's record of them, wins over the
+    folder's files, so a GPU machine that got the run's cache but not the teacher's model.keras
+    (none at all, or only its TFLite file) keys the cache as the CPU machine that made it did.
     """
-    teacher_file = weights_file(teacher_dir)
-    sha256 = sha256_of(teacher_file) if teacher_file.is_file() else (teacher_sha256 or str(teacher_dir))
-    key = {"teacher_sha256": sha256,
+    if teacher_sha256 is None:
+        teacher_file = weights_file(teacher_dir)
+        teacher_sha256 = sha256_of(teacher_file) if teacher_file.is_file() else str(teacher_dir)
+    key = {"teacher_sha256": teacher_sha256,
            "tta": tta, "faces": _faces_digest(dataset)}
     if cache_file.is_file():
         with np.load(cache_file) as cached:

@@ -192,7 +192,7 @@ def test_a_student_distils_from_cached_targets_when_the_teacher_did_not_travel(a
     for name in ("teacher_targets.npz", "teacher_val_targets.npz"):
         shutil.copy(tmp_path / "cpu_student" / "checkpoints" / name, student / "checkpoints" / name)
     sha256 = json.loads((tmp_path / "cpu_student" / CONFIG_FILE).read_text())["teacher_sha256"]
-    (teacher / "model.keras").unlink()  # the teacher did not travel
+    (teacher / "model.keras").unlink()  # the teacher did not travel: its TFLite file must not stand in for it
     assert cli.main([*args[:-1], "--accelerator", "--out", str(student)]) == 0
     config = json.loads((student / CONFIG_FILE).read_text())
     assert config["teacher_sha256"] == sha256 and config["teacher"] == str(teacher)
