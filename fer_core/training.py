@@ -37,7 +37,16 @@ import numpy as np
 
 from fer_core import distillation, zoo
 from fer_core.augmentation import MixedTargetLoss
-from fer_core.card import CARD_FILE, HISTORY_FILE, KERAS_FILE, LINEAGE_FILE, load_keras_model, read_history, sha256_of
+from fer_core.card import (
+    CARD_FILE,
+    HISTORY_FILE,
+    KERAS_FILE,
+    LINEAGE_FILE,
+    load_keras_model,
+    read_card,
+    read_history,
+    sha256_of,
+)
 from fer_core.data import FaceDataset, load_dataset
 from fer_core.errors import FerError, ModelError
 from fer_core.progress import TrainingCancelled, TrainingReporter
@@ -233,6 +242,10 @@ def initial_model_file(source: str | os.PathLike) -> Path:
     """The .keras file --init-from names: a model folder's model.keras, or the file itself."""
     path = Path(source)
     if path.is_dir():
+        if (path / CARD_FILE).is_file() and (members := read_card(path).members):
+            names = ", ".join(member["name"] for member in members)
+            raise ModelError(f"{source}: an ensemble of {len(members)} networks ({names}); a fine-tune starts "
+                             "from one network: pass a single model's folder")
         path = path / KERAS_FILE
     if not path.is_file():
         raise ModelError(f"{source}: no model to start from (expected a model folder or a .keras file)")

@@ -20,6 +20,7 @@ from fer_core.ensemble import ENSEMBLE_ARCHITECTURE, make_ensemble, member_histo
 from fer_core.errors import ModelError
 from fer_core.inference import EmotionClassifier
 from fer_core.registry import ModelRegistry
+from fer_core.training import initial_model_file
 from tests.conftest import build_model_folder
 
 HISTORY = "epoch,loss,accuracy,val_loss,val_accuracy,lr\n1,1.9,0.2,1.9,0.21,0.1\n2,1.7,0.3,1.8,0.26,0.05\n"
@@ -91,6 +92,12 @@ def test_without_keras_the_folder_serves_and_teaches_through_tflite(members: lis
     assert describe_teacher(out)["sha256"] == sha256_of(out / TFLITE_FILE)
     targets = teacher_predictions(out, _faces(5), tta="none")
     assert targets.shape == (5, 7)
+
+
+def test_a_fine_tune_from_an_ensemble_is_refused_naming_its_members(ensemble_dir: Path, members: list[Path]):
+    with pytest.raises(ModelError, match=r"an ensemble of 2 networks \(net_a, net_b\); a fine-tune starts from one network"):
+        initial_model_file(ensemble_dir)  # it has a model.keras, but of the averaging graph
+    assert initial_model_file(members[0]) == members[0] / KERAS_FILE
 
 
 def test_registering_an_ensemble_keeps_its_member_histories(ensemble_dir: Path, tmp_path: Path):
