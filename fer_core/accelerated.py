@@ -140,10 +140,8 @@ def _teacher_sha256(config: TrainConfig, run_dir: Path) -> str:
     """The teacher's weights: its model.keras when that travelled, else the targets cached with the
     run (made on the CPU machine from the weights that config names), else its TFLite file (a
     serving-only teacher such as a shipped ensemble)."""
-    if (Path(config.teacher) / KERAS_FILE).is_file():
-        return describe_teacher(config.teacher)["sha256"]
     cache = run_dir / TEACHER_CACHE
-    if cache.is_file():
+    if not (Path(config.teacher) / KERAS_FILE).is_file() and cache.is_file():
         with np.load(cache) as cached:
             return str(cached["teacher_sha256"])
     if weights_file(config.teacher).is_file():

@@ -48,6 +48,7 @@ from fer_core.card import (
     sha256_of,
 )
 from fer_core.data import FaceDataset, load_dataset
+from fer_core.ensemble import is_ensemble
 from fer_core.errors import FerError, ModelError
 from fer_core.progress import TrainingCancelled, TrainingReporter
 
@@ -242,9 +243,9 @@ def initial_model_file(source: str | os.PathLike) -> Path:
     """The .keras file --init-from names: a model folder's model.keras, or the file itself."""
     path = Path(source)
     if path.is_dir():
-        if (path / CARD_FILE).is_file() and (members := read_card(path).members):
-            names = ", ".join(member["name"] for member in members)
-            raise ModelError(f"{source}: an ensemble of {len(members)} networks ({names}); a fine-tune starts "
+        if (path / CARD_FILE).is_file() and is_ensemble(card := read_card(path)):
+            names = ", ".join(member["name"] for member in card.members)
+            raise ModelError(f"{source}: an ensemble of {len(card.members)} networks ({names}); a fine-tune starts "
                              "from one network: pass a single model's folder")
         path = path / KERAS_FILE
     if not path.is_file():
